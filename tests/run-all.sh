@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# run-all.sh: the project's test command. Builds the workspace and the test rootfs, runs
+# every crate's tests (as root, so runtime tests use real namespaces and cgroups), checks
+# the harness itself against Debian's runc, then runs tests/peers.sh (podman, dockerd)
+# with berth-runc.
+#
+# Env: RUNTIME (runtime for peers.sh, default target/debug/berth-runc),
+# SKIP_PEERS=1 (leave out peers.sh), REFERENCE_RUNC (default /usr/sbin/runc).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+reference_runc="${REFERENCE_RUNC:-/usr/sbin/runc}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "build workspace"
+cargo build --workspace --all-targets
+
+step "build probe and test rootfs"
+probe="$(tests/build-probe.sh)"
+export BERTH_TEST_PROBE="$probe"
+# A throwaway rootfs proves the scripts work; bundles copy from the testkit's own cache.
+scratch="$(mktemp -d /tmp/berth-rootfs-check.XXXXXX)"
+trap 'rm -rf "$scratch"' EXIT
+PROBE="$probe" tests/make-rootfs.sh "$scratch/rootfs"
+"$scratch/rootfs/bin/probe" exit 0
+
+if cargo nextest --version >/dev/null 2>&1; then
+    run_tests() { cargo nextest run --no-fail-fast "$@"; }
+else
+    run_tests() { cargo test --no-fail-fast "$@"; }
+fi
+
+step "workspace tests"
+# BERTH_TEST_RUNTIME must not leak in: it would point the runtime's own tests elsewhere.
+(unset BERTH_TEST_RUNTIME; run_tests --workspace)
+
+step "harness self-check against $reference_runc"
+if [[ -x "$reference_runc" ]]; then
+    BERTH_TEST_RUNTIME="$reference_runc" run_tests -p berth-testkit
+else
+    echo "run-all: $reference_runc missing; harness self-check skipped" >&2
+fi
+
+if [[ "${SKIP_PEERS:-0}" != 1 ]]; then
+    step "peers (podman, dockerd)"
+    RUNTIME="${RUNTIME:-$target/debug/berth-runc}" tests/peers.sh
+fi
