@@ -99,18 +99,30 @@ for rt in berth runc; do
 done
 
 # --runs 1 per parameter value gives every iteration its own container id; hyperfine
-# interleaves the two commands per value. The first $warmup values are dropped.
-echo "bench: run x$((warmup + runs)) per runtime" >&2
-hyperfine -N --style none --runs 1 --parameter-scan i 1 $((warmup + runs)) \
-    --export-json "$work/run.json" \
-    "$berth --root $work/root-berth run --bundle $bundle berth-run-{i}" \
-    "$runc --root $work/root-runc run --bundle $bundle runc-run-{i}" >/dev/null
+# interleaves the commands per value. Each measurement runs in two halves with the order
+# swapped, so whichever goes first (warmer or colder caches) favours neither. The first
+# $warmup values of each half are dropped.
+# time_pair NAME TOTAL BERTH-CMD RUNC-CMD: commands use {id} for the container id.
+time_pair() {
+    local name="$1" total="$2" bcmd="$3" rcmd="$4" half n
+    for half in a b; do
+        n=$((warmup + (total + 1) / 2))
+        local b="${bcmd//\{id\}/berth-$name-$half{i}}" r="${rcmd//\{id\}/runc-$name-$half{i}}"
+        if [[ $half == a ]]; then set -- "$b" "$r"; else set -- "$r" "$b"; fi
+        hyperfine -N --style none --runs 1 --parameter-scan i 1 "$n" \
+            --export-json "$work/$name-$half.json" "$@" >/dev/null
+    done
+}
 
-echo "bench: create+start+wait+delete x$((warmup + lifecycle_runs)) per runtime" >&2
-hyperfine -N --style none --runs 1 --parameter-scan i 1 $((warmup + lifecycle_runs)) \
-    --export-json "$work/life.json" \
-    "$work/lifecycle.sh $berth $work/root-berth $bundle berth-life-{i}" \
-    "$work/lifecycle.sh $runc $work/root-runc $bundle runc-life-{i}" >/dev/null
+echo "bench: run x$((warmup * 2 + runs)) per runtime" >&2
+time_pair run "$runs" \
+    "$berth --root $work/root-berth run --bundle $bundle {id}" \
+    "$runc --root $work/root-runc run --bundle $bundle {id}"
+
+echo "bench: create+start+wait+delete x$((warmup * 2 + lifecycle_runs)) per runtime" >&2
+time_pair life "$lifecycle_runs" \
+    "$work/lifecycle.sh $berth $work/root-berth $bundle {id}" \
+    "$work/lifecycle.sh $runc $work/root-runc $bundle {id}"
 
 echo "bench: peak RSS of run x$rss_runs per runtime" >&2
 : >"$work/rss-berth"
@@ -127,24 +139,23 @@ python3 - "$work" "$warmup" "$berth" "$runc" <<'PY'
 import json, statistics, sys
 work, warmup, berth, runc = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
-def medians(path):
-    res = json.load(open(path))["results"]
+def medians(name):
     out = {"berth": [], "runc": []}
-    for r in res:
-        if int(r["parameters"]["i"]) <= warmup:
-            continue
-        # Commands are told apart by the id prefix, which is unambiguous even if both
-        # paths are the same binary.
-        key = "runc" if "runc-run-" in r["command"] or "runc-life-" in r["command"] else "berth"
-        out[key].extend(r["times"])
+    for half in "ab":
+        for r in json.load(open(f"{work}/{name}-{half}.json"))["results"]:
+            if int(r["parameters"]["i"]) <= warmup:
+                continue
+            # Told apart by the container id, which works even when both are one binary.
+            key = "runc" if f"runc-{name}-{half}" in r["command"] else "berth"
+            out[key].extend(r["times"])
     return {k: statistics.median(v) * 1000 for k, v in out.items()}, {k: len(v) for k, v in out.items()}
 
 def rss(rt):
     vals = [int(l) for l in open(f"{work}/rss-{rt}") if l.strip().isdigit()]
     return statistics.median(vals) / 1024, len(vals)
 
-run, run_n = medians(f"{work}/run.json")
-life, life_n = medians(f"{work}/life.json")
+run, run_n = medians("run")
+life, life_n = medians("life")
 rb, rb_n = rss("berth")
 rr, rr_n = rss("runc")
 rows = [

@@ -9,7 +9,7 @@ default=(
     runc  # reference runtime for the harness self-check and benchmarks
     hyperfine time  # bench/
     podman docker.io  # tests/peers.sh
-    bsdutils util-linux file  # script(1), flock(1), file(1)
+    bsdutils util-linux file python3  # script(1), flock(1), file(1), bench statistics
 )
 if [[ $# -gt 0 ]]; then pkgs=("$@"); else pkgs=("${default[@]}"); fi
 

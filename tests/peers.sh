@@ -59,11 +59,10 @@ dockerd_pid=""
 pass=0
 fail=0
 
-podman_cmd() {
-    timeout 120 podman --runtime "$runtime" --cgroup-manager cgroupfs \
-        --root "$work/podman/storage" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp" \
-        --events-backend file "$@"
-}
+# A private store and run dir; cgroupfs and a file event log because there is no systemd.
+podman_global=(--runtime "$runtime" --cgroup-manager cgroupfs --root "$work/podman/storage"
+    --runroot "$work/podman/run" --tmpdir "$work/podman/tmp" --events-backend file)
+podman_cmd() { timeout 120 podman "${podman_global[@]}" "$@"; }
 docker_cmd() { timeout 120 "$docker_cli" -H "unix://$work/docker/docker.sock" "$@"; }
 
 unmount_under() {
@@ -78,11 +77,13 @@ unmount_under() {
 
 stop_dockerd() {
     [[ -n "$dockerd_pid" ]] || return 0
+    local ours pid
+    # dockerd's own containerd and shims carry this run's private paths on their command
+    # lines; note their ids now so only they are killed if shutdown hangs.
+    ours="$(pgrep -f -- "$work/docker/" || true)"
     kill -TERM "$dockerd_pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$dockerd_pid" 2>/dev/null || true
-    # dockerd's own containerd and shims are found by the private paths on their command lines.
-    pkill -KILL -f -- "$work/docker/" 2>/dev/null || true
+    for pid in $dockerd_pid $ours; do kill -KILL "$pid" 2>/dev/null || true; done
     dockerd_pid=""
 }
 
@@ -126,8 +127,19 @@ check() {
         not_ok "$name" "exit $rc, wanted \"$want\" in output:" "${out:0:2000}"
     fi
 }
-# A terminal run: script(1) gives the peer a pty, as a person at a terminal would.
-in_pty() { timeout 120 script -qec "$*" /dev/null </dev/null; }
+# A terminal run: script(1) gives the peer a pty, as a person at a terminal would. Its
+# stdin is an idle pipe, not /dev/null: script passes EOF on to the pty, and podman then
+# sometimes ends the session before the container's output is read.
+in_pty() {
+    local rc=0 holder fifo="$work/pty-stdin"
+    [[ -p $fifo ]] || mkfifo "$fifo"
+    sleep 150 >"$fifo" 2>/dev/null &
+    holder=$!
+    timeout 120 script -qec "$*" /dev/null <"$fifo" || rc=$?
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    return "$rc"
+}
 
 rootfs="$work/rootfs"
 podman_import() { tar -C "$rootfs" -c . | podman_cmd import - "$image"; }
@@ -143,15 +155,15 @@ if [[ ",$peers," == *,podman,* ]]; then
     check "podman: run echo" "hello" \
         podman_cmd run --rm --pull never "${ulimits[@]}" --network none "$image" echo hello
     check "podman: run -it has a tty" "/dev/pts/0" \
-        in_pty podman --runtime "$runtime" --cgroup-manager cgroupfs --root "$work/podman/storage" \
-        --runroot "$work/podman/run" --tmpdir "$work/podman/tmp" --events-backend file \
-        run -it --rm --pull never "${ulimits[@]}" --network none "$image" tty
+        in_pty podman "${podman_global[@]}" run -it --rm --pull never "${ulimits[@]}" --network none "$image" tty
     check "podman: detached sleep starts" "" \
         podman_cmd run -d --pull never --name berth-peers-sleep "${ulimits[@]}" --network none "$image" sleep 300
     check "podman: detached container is running" "berth-peers-sleep Up" \
         podman_cmd ps --format '{{.Names}} {{.Status}}'
     check "podman: container uses the runtime" "$runtime" \
         podman_cmd inspect -f '{{.OCIRuntime}}' berth-peers-sleep
+    check "podman: exec in the running container" "in-exec" \
+        podman_cmd exec berth-peers-sleep echo in-exec
     check "podman: stop" "berth-peers-sleep" podman_cmd stop -t 1 berth-peers-sleep
     check "podman: rm" "berth-peers-sleep" podman_cmd rm berth-peers-sleep
     left="$(podman_cmd ps -a --format '{{.Names}}' 2>&1 || true)"
@@ -191,6 +203,8 @@ if [[ ",$peers," == *,docker,* ]]; then
                 docker_cmd run -d --pull never --runtime berth --network none --name berth-peers-sleep "$image" sleep 300
             check "docker: container uses the runtime" "berth true" \
                 docker_cmd inspect -f '{{.HostConfig.Runtime}} {{.State.Running}}' berth-peers-sleep
+            check "docker: exec in the running container" "in-exec" \
+                docker_cmd exec berth-peers-sleep echo in-exec
             check "docker: stop" "berth-peers-sleep" docker_cmd stop -t 1 berth-peers-sleep
             check "docker: rm" "berth-peers-sleep" docker_cmd rm berth-peers-sleep
             left="$(docker_cmd ps -aq 2>&1 || true)"

@@ -33,18 +33,35 @@ else
     run_tests() { cargo test --no-fail-fast "$@"; }
 fi
 
-step "workspace tests"
-# BERTH_TEST_RUNTIME must not leak in: it would point the runtime's own tests elsewhere.
-(unset BERTH_TEST_RUNTIME; run_tests --workspace)
+# Test stages all run even when one fails, so one run shows every failure.
+failed=()
+stage() { # NAME CMD...
+    local name="$1"
+    shift
+    step "$name"
+    "$@" || failed+=("$name")
+}
 
-step "harness self-check against $reference_runc"
+# BERTH_TEST_RUNTIME must not leak in: it would point the runtime's own tests elsewhere.
+workspace_tests() { (unset BERTH_TEST_RUNTIME; run_tests --workspace); }
+stage "workspace tests" workspace_tests
+
 if [[ -x "$reference_runc" ]]; then
-    BERTH_TEST_RUNTIME="$reference_runc" run_tests -p berth-testkit
+    stage "harness self-check against $reference_runc" \
+        env BERTH_TEST_RUNTIME="$reference_runc" bash -c "$(declare -f run_tests); run_tests -p berth-testkit"
 else
     echo "run-all: $reference_runc missing; harness self-check skipped" >&2
 fi
 
 if [[ "${SKIP_PEERS:-0}" != 1 ]]; then
-    step "peers (podman, dockerd)"
-    RUNTIME="${RUNTIME:-$target/debug/berth-runc}" tests/peers.sh
+    stage "peers (podman, dockerd)" env RUNTIME="${RUNTIME:-$target/debug/berth-runc}" tests/peers.sh
 fi
+
+echo
+if [[ ${#failed[@]} -gt 0 ]]; then
+    printf 'run-all: FAILED stages:'
+    printf ' [%s]' "${failed[@]}"
+    echo
+    exit 1
+fi
+echo "run-all: all stages passed"

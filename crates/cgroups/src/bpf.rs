@@ -305,7 +305,9 @@ fn attached(dir: RawFd, path: &Path) -> Result<Vec<u32>> {
                 ids.truncate(q.prog_cnt as usize);
                 return Ok(ids);
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && (q.prog_cnt as usize) > ids.len() => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOSPC) && (q.prog_cnt as usize) > ids.len() =>
+            {
                 ids = vec![0u32; q.prog_cnt as usize];
             }
             Err(err) => {
@@ -352,7 +354,12 @@ pub(crate) fn install(path: &Path, insns: &[Insn]) -> Result<()> {
         let old_fd = match sys_bpf(BPF_PROG_GET_FD_BY_ID, &mut get) {
             Ok(fd) => fd_result(fd),
             // Already gone, or hidden from us by an LSM: it can only restrict further.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EPERM | libc::EACCES)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::EPERM | libc::EACCES)
+                ) =>
+            {
                 continue
             }
             Err(err) => {
@@ -442,7 +449,13 @@ mod tests {
     const CHR: u32 = BPF_DEVCG_DEV_CHAR as u32;
     const BLK: u32 = BPF_DEVCG_DEV_BLOCK as u32;
 
-    fn rule(allow: bool, typ: Option<DevType>, major: Option<u32>, minor: Option<u32>, p: &str) -> Rule {
+    fn rule(
+        allow: bool,
+        typ: Option<DevType>,
+        major: Option<u32>,
+        minor: Option<u32>,
+        p: &str,
+    ) -> Rule {
         Rule {
             allow,
             meta: typ.map(|typ| Meta { major, minor, typ }),
@@ -453,23 +466,45 @@ mod tests {
     #[test]
     fn encodes_instructions_like_the_kernel() {
         // Known encodings (as produced by clang/llvm-objdump for x86_64).
-        assert_eq!(Insn::ldx_w(R2, R1, 0).encode(), [0x61, 0x12, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(Insn::ldx_w(R4, R1, 4).encode(), [0x61, 0x14, 4, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Insn::ldx_w(R2, R1, 0).encode(),
+            [0x61, 0x12, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            Insn::ldx_w(R4, R1, 4).encode(),
+            [0x61, 0x14, 4, 0, 0, 0, 0, 0]
+        );
         assert_eq!(
             Insn::alu32_imm(BPF_AND, R2, 0xffff).encode(),
             [0x54, 0x02, 0, 0, 0xff, 0xff, 0, 0]
         );
-        assert_eq!(Insn::alu32_imm(BPF_RSH, R3, 16).encode(), [0x74, 0x03, 0, 0, 16, 0, 0, 0]);
-        assert_eq!(Insn::alu32_reg(BPF_MOV, R1, R3).encode(), [0xbc, 0x31, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(Insn::jne_imm(R2, 2, 5).encode(), [0x55, 0x02, 5, 0, 2, 0, 0, 0]);
-        assert_eq!(Insn::jne_reg(R1, R3, 1).encode(), [0x5d, 0x31, 1, 0, 0, 0, 0, 0]);
-        assert_eq!(Insn::alu32_imm(BPF_MOV, R0, 1).encode(), [0xb4, 0x00, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(
+            Insn::alu32_imm(BPF_RSH, R3, 16).encode(),
+            [0x74, 0x03, 0, 0, 16, 0, 0, 0]
+        );
+        assert_eq!(
+            Insn::alu32_reg(BPF_MOV, R1, R3).encode(),
+            [0xbc, 0x31, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            Insn::jne_imm(R2, 2, 5).encode(),
+            [0x55, 0x02, 5, 0, 2, 0, 0, 0]
+        );
+        assert_eq!(
+            Insn::jne_reg(R1, R3, 1).encode(),
+            [0x5d, 0x31, 1, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            Insn::alu32_imm(BPF_MOV, R0, 1).encode(),
+            [0xb4, 0x00, 0, 0, 1, 0, 0, 0]
+        );
         assert_eq!(Insn::exit().encode(), [0x95, 0, 0, 0, 0, 0, 0, 0]);
     }
 
     #[test]
     fn program_for_single_rule_has_expected_shape() {
-        let emu = Emulator::from_rules(&[rule(true, Some(DevType::Char), Some(1), Some(3), "rwm")]).unwrap();
+        let emu = Emulator::from_rules(&[rule(true, Some(DevType::Char), Some(1), Some(3), "rwm")])
+            .unwrap();
         let p = device_program(&emu);
         assert_eq!(
             p[6..],
@@ -514,7 +549,11 @@ mod tests {
                 for major in [0, 1, 5, 136] {
                     for minor in [0, 3, 5, 7] {
                         let want = emulated_verdict(&emu, typ, access, major, minor);
-                        assert_eq!(run(typ, access, major, minor), u64::from(want), "{typ} {access} {major}:{minor}");
+                        assert_eq!(
+                            run(typ, access, major, minor),
+                            u64::from(want),
+                            "{typ} {access} {major}:{minor}"
+                        );
                     }
                 }
             }
@@ -534,7 +573,11 @@ mod tests {
     }
 
     fn emulated_verdict(emu: &Emulator, typ: u32, access: u32, major: u32, minor: u32) -> bool {
-        let t = if typ == BLK { DevType::Block } else { DevType::Char };
+        let t = if typ == BLK {
+            DevType::Block
+        } else {
+            DevType::Char
+        };
         let hit = emu.rules.iter().any(|(m, p)| {
             m.typ == t
                 && m.major.is_none_or(|v| v == major)
@@ -591,7 +634,11 @@ mod tests {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("null-denied"), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            stdout.contains("null-denied"),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(stdout.contains("zero-ok"), "{stdout}");
     }
 }

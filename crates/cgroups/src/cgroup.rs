@@ -88,8 +88,7 @@ fn check_container_id(id: &str) -> Result<()> {
 /// systemd named hierarchy (other named hierarchies are someone else's).
 fn wanted_v1(h: &Hierarchy) -> bool {
     h.version == 1
-        && h
-            .controllers
+        && h.controllers
             .iter()
             .any(|c| !c.starts_with("name=") || c == "name=systemd")
 }
@@ -101,7 +100,10 @@ fn base_dir(h: &Hierarchy, own: Option<&[mountinfo::OwnCgroup]>) -> Result<PathB
     };
     let line = mountinfo::own_for(own, h).ok_or_else(|| Error::Parse {
         path: "/proc/self/cgroup".into(),
-        reason: format!("no entry for the hierarchy mounted at {}", h.mount_point.display()),
+        reason: format!(
+            "no entry for the hierarchy mounted at {}",
+            h.mount_point.display()
+        ),
     })?;
     // The mount shows the hierarchy from `root` down; our path is relative to the
     // hierarchy (namespace) root.
@@ -213,10 +215,11 @@ impl Cgroup {
     }
 
     fn require(&self, controller: &str, what: &str) -> Result<Target<'_>> {
-        self.target(controller).ok_or_else(|| Error::ControllerMissing {
-            controller: controller.to_string(),
-            what: what.to_string(),
-        })
+        self.target(controller)
+            .ok_or_else(|| Error::ControllerMissing {
+                controller: controller.to_string(),
+                what: what.to_string(),
+            })
     }
 
     /// Creates the directories (like mkdir -p; existing ones are fine). New v1 cpuset
@@ -309,10 +312,12 @@ impl Cgroup {
                     continue;
                 }
                 // Both are v1-only controllers.
-                let p = self.v1_path(controller).ok_or_else(|| Error::ControllerMissing {
-                    controller: controller.to_string(),
-                    what: what.to_string(),
-                })?;
+                let p = self
+                    .v1_path(controller)
+                    .ok_or_else(|| Error::ControllerMissing {
+                        controller: controller.to_string(),
+                        what: what.to_string(),
+                    })?;
                 apply_writes(p, &writes)?;
             }
         }
@@ -331,22 +336,30 @@ impl Cgroup {
     }
 
     fn apply_devices(&self, list: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
-        let rules = list.iter().map(Rule::from_oci).collect::<Result<Vec<_>>>()?;
+        let rules = list
+            .iter()
+            .map(Rule::from_oci)
+            .collect::<Result<Vec<_>>>()?;
         let target = Emulator::from_rules(&rules)?;
         match self.require("devices", "device rules")? {
             Target::V1(p) => {
                 let list_file = p.join("devices.list");
-                let current = Emulator::from_list(&fs::read_path(&list_file)?).map_err(|reason| {
-                    Error::Parse {
-                        path: list_file.clone(),
-                        reason,
-                    }
-                })?;
+                let current =
+                    Emulator::from_list(&fs::read_path(&list_file)?).map_err(|reason| {
+                        Error::Parse {
+                            path: list_file.clone(),
+                            reason,
+                        }
+                    })?;
                 let writes: Vec<Write> = current
                     .transition(&target)
                     .iter()
                     .map(|r| {
-                        let file = if r.allow { "devices.allow" } else { "devices.deny" };
+                        let file = if r.allow {
+                            "devices.allow"
+                        } else {
+                            "devices.deny"
+                        };
                         Write::new(file, r.cgroup_string())
                     })
                     .collect();
@@ -508,7 +521,8 @@ fn v1_weight_files(dir: &Path) -> Result<(&'static str, &'static str)> {
         Err(Error::Unsupported {
             what: "blkio weight".into(),
             path: dir.to_path_buf(),
-            reason: "neither blkio.weight nor blkio.bfq.weight exists (no CFQ or BFQ scheduler)".into(),
+            reason: "neither blkio.weight nor blkio.bfq.weight exists (no CFQ or BFQ scheduler)"
+                .into(),
         })
     }
 }
@@ -626,7 +640,10 @@ mod tests {
         assert_eq!(normalize(Path::new("/a/b")).unwrap(), Path::new("a/b"));
         assert_eq!(normalize(Path::new("a/./b/")).unwrap(), Path::new("a/b"));
         let e = normalize(Path::new("/a/../b")).unwrap_err().to_string();
-        assert_eq!(e, "invalid cgroups path /a/../b: \"..\" components are not allowed");
+        assert_eq!(
+            e,
+            "invalid cgroups path /a/../b: \"..\" components are not allowed"
+        );
         assert!(normalize(Path::new("..")).is_err());
         assert!(normalize(Path::new("/")).is_err());
         assert!(normalize(Path::new(".")).is_err());
@@ -651,20 +668,30 @@ mod tests {
 
     #[test]
     fn base_dirs_for_relative_paths() {
-        let own = mountinfo::parse_proc_cgroup("4:memory:/process_api/x\n3:cpu:/docker/c/sub\n0::/u\n");
+        let own =
+            mountinfo::parse_proc_cgroup("4:memory:/process_api/x\n3:cpu:/docker/c/sub\n0::/u\n");
         let mem = hier("/sys/fs/cgroup/memory", &["memory"], "/");
         assert_eq!(
             base_dir(&mem, Some(&own)).unwrap(),
             Path::new("/sys/fs/cgroup/memory/process_api/x")
         );
-        assert_eq!(base_dir(&mem, None).unwrap(), Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(
+            base_dir(&mem, None).unwrap(),
+            Path::new("/sys/fs/cgroup/memory")
+        );
         // A mount of a sub-tree: our path is shown relative to the mount's root.
         let cpu = hier("/sys/fs/cgroup/cpu", &["cpu"], "/docker/c");
-        assert_eq!(base_dir(&cpu, Some(&own)).unwrap(), Path::new("/sys/fs/cgroup/cpu/sub"));
+        assert_eq!(
+            base_dir(&cpu, Some(&own)).unwrap(),
+            Path::new("/sys/fs/cgroup/cpu/sub")
+        );
         let other = hier("/sys/fs/cgroup/cpu", &["cpu"], "/elsewhere");
         assert!(base_dir(&other, Some(&own)).is_err());
         let v2 = hier("/sys/fs/cgroup/unified", &[], "/");
-        assert_eq!(base_dir(&v2, Some(&own)).unwrap(), Path::new("/sys/fs/cgroup/unified/u"));
+        assert_eq!(
+            base_dir(&v2, Some(&own)).unwrap(),
+            Path::new("/sys/fs/cgroup/unified/u")
+        );
         let pids = hier("/sys/fs/cgroup/pids", &["pids"], "/");
         assert!(base_dir(&pids, Some(&own)).is_err());
     }
@@ -695,17 +722,29 @@ mod tests {
                 mount: "/sys/fs/cgroup/unified".into(),
             }),
         };
-        assert_eq!(cg.target("memory"), Some(Target::V1(Path::new("/sys/fs/cgroup/memory/c"))));
-        assert_eq!(cg.target("hugetlb"), Some(Target::V2(Path::new("/sys/fs/cgroup/unified/c"))));
+        assert_eq!(
+            cg.target("memory"),
+            Some(Target::V1(Path::new("/sys/fs/cgroup/memory/c")))
+        );
+        assert_eq!(
+            cg.target("hugetlb"),
+            Some(Target::V2(Path::new("/sys/fs/cgroup/unified/c")))
+        );
         assert_eq!(cg.paths().count(), 3);
         assert_eq!(cg.procs_dir(), Some(Path::new("/sys/fs/cgroup/memory/c")));
         // Round-trips through the runtime's state file.
         let json = serde_json::to_string(&cg).unwrap();
         let back: Cgroup = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cg);
-        let v1_only = Cgroup { v1: cg.v1.clone(), v2: None };
+        let v1_only = Cgroup {
+            v1: cg.v1.clone(),
+            v2: None,
+        };
         assert!(v1_only.target("hugetlb").is_none());
-        let e = v1_only.require("hugetlb", "hugepage limits").unwrap_err().to_string();
+        let e = v1_only
+            .require("hugetlb", "hugepage limits")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "hugepage limits: the hugetlb controller is not mounted");
     }
 }

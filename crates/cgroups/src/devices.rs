@@ -117,7 +117,8 @@ impl Rule {
             format!(
                 "{{allow: {}, type: {}, major: {}, minor: {}, access: {}}}",
                 d.allow(),
-                d.typ().map_or_else(|| "a".to_string(), |t| t.as_str().to_string()),
+                d.typ()
+                    .map_or_else(|| "a".to_string(), |t| t.as_str().to_string()),
                 d.major().map_or("*".into(), |v| v.to_string()),
                 d.minor().map_or("*".into(), |v| v.to_string()),
                 d.access().as_deref().unwrap_or("rwm"),
@@ -143,7 +144,9 @@ impl Rule {
             // "u" (unbuffered) nodes are character devices.
             LinuxDeviceType::C | LinuxDeviceType::U => DevType::Char,
             LinuxDeviceType::P => {
-                return Err(bad("fifo (p) rules are not supported by the devices controller"))
+                return Err(bad(
+                    "fifo (p) rules are not supported by the devices controller",
+                ))
             }
         };
         let conv = |v: Option<i64>, what: &str| -> Result<Option<u32>> {
@@ -214,8 +217,14 @@ impl Emulator {
         // The kernel silently ignores removals that only partially overlap a wildcard
         // exception; refuse them so a rule list never means less than it says.
         for partial in [
-            Meta { major: None, ..meta },
-            Meta { minor: None, ..meta },
+            Meta {
+                major: None,
+                ..meta
+            },
+            Meta {
+                minor: None,
+                ..meta
+            },
             Meta {
                 major: None,
                 minor: None,
@@ -276,7 +285,9 @@ impl Emulator {
                 if s == "*" {
                     Ok(None)
                 } else {
-                    s.parse().map(Some).map_err(|_| format!("bad number in {line:?}"))
+                    s.parse()
+                        .map(Some)
+                        .map_err(|_| format!("bad number in {line:?}"))
                 }
             };
             let perms = Perms::parse(perms)
@@ -340,13 +351,27 @@ mod tests {
     use super::*;
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
-    pub(crate) fn rule(allow: bool, t: char, major: Option<u32>, minor: Option<u32>, p: &str) -> Rule {
+    pub(crate) fn rule(
+        allow: bool,
+        t: char,
+        major: Option<u32>,
+        minor: Option<u32>,
+        p: &str,
+    ) -> Rule {
         Rule {
             allow,
             meta: match t {
                 'a' => None,
-                'b' => Some(Meta { major, minor, typ: DevType::Block }),
-                _ => Some(Meta { major, minor, typ: DevType::Char }),
+                'b' => Some(Meta {
+                    major,
+                    minor,
+                    typ: DevType::Block,
+                }),
+                _ => Some(Meta {
+                    major,
+                    minor,
+                    typ: DevType::Char,
+                }),
             },
             perms: Perms::parse(p).unwrap(),
         }
@@ -354,10 +379,22 @@ mod tests {
 
     #[test]
     fn formats_v1_rule_strings() {
-        assert_eq!(rule(true, 'c', Some(1), Some(3), "rwm").cgroup_string(), "c 1:3 rwm");
-        assert_eq!(rule(true, 'b', None, Some(0), "mr").cgroup_string(), "b *:0 rm");
-        assert_eq!(rule(false, 'c', Some(136), None, "w").cgroup_string(), "c 136:* w");
-        assert_eq!(rule(false, 'a', None, None, "r").cgroup_string(), "a *:* rwm");
+        assert_eq!(
+            rule(true, 'c', Some(1), Some(3), "rwm").cgroup_string(),
+            "c 1:3 rwm"
+        );
+        assert_eq!(
+            rule(true, 'b', None, Some(0), "mr").cgroup_string(),
+            "b *:0 rm"
+        );
+        assert_eq!(
+            rule(false, 'c', Some(136), None, "w").cgroup_string(),
+            "c 136:* w"
+        );
+        assert_eq!(
+            rule(false, 'a', None, None, "r").cgroup_string(),
+            "a *:* rwm"
+        );
     }
 
     #[test]
@@ -372,8 +409,14 @@ mod tests {
             .unwrap();
         assert_eq!(Rule::from_oci(&d).unwrap().cgroup_string(), "c 1:3 rw");
         // No type means all devices, as runc reads the spec.
-        let d = LinuxDeviceCgroupBuilder::default().allow(false).build().unwrap();
-        assert_eq!(Rule::from_oci(&d).unwrap(), rule(false, 'a', None, None, "rwm"));
+        let d = LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .build()
+            .unwrap();
+        assert_eq!(
+            Rule::from_oci(&d).unwrap(),
+            rule(false, 'a', None, None, "rwm")
+        );
         let d = LinuxDeviceCgroupBuilder::default()
             .allow(true)
             .typ(LinuxDeviceType::B)

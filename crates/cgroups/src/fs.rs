@@ -255,12 +255,19 @@ mod tests {
         std::fs::write(tmp.path().join("present"), "").unwrap();
         apply_writes(
             tmp.path(),
-            &[Write::new("missing", 1).optional(), Write::new("present", 7)],
+            &[
+                Write::new("missing", 1).optional(),
+                Write::new("present", 7),
+            ],
         )
         .unwrap();
         assert_eq!(read(tmp.path(), "present").unwrap(), "7");
         let err = apply_writes(tmp.path(), &[Write::new("missing", 1)]).unwrap_err();
         assert!(err.to_string().starts_with("write 1 to "), "{err}");
-        assert!(err.to_string().ends_with("missing: no such file or directory"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("missing: no such file or directory"),
+            "{err}"
+        );
     }
 }

@@ -83,7 +83,8 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
         };
         match found.iter_mut().find(|(d, _)| *d == device) {
             Some((_, existing)) => {
-                if !under_sys_fs_cgroup(&existing.mount_point) && under_sys_fs_cgroup(&h.mount_point)
+                if !under_sys_fs_cgroup(&existing.mount_point)
+                    && under_sys_fs_cgroup(&h.mount_point)
                 {
                     *existing = h;
                 }
@@ -102,8 +103,15 @@ fn under_sys_fs_cgroup(p: &Path) -> bool {
 fn is_controller_option(o: &str) -> bool {
     !matches!(
         o,
-        "rw" | "ro" | "noprefix" | "clone_children" | "xattr" | "cpuset_v2_mode" | "none" | ""
-            | "favordynmods" | "nofavordynmods"
+        "rw" | "ro"
+            | "noprefix"
+            | "clone_children"
+            | "xattr"
+            | "cpuset_v2_mode"
+            | "none"
+            | ""
+            | "favordynmods"
+            | "nofavordynmods"
     ) && !o.starts_with("release_agent=")
 }
 

@@ -49,13 +49,20 @@ pub(crate) fn memory_requested(m: &LinuxMemory) -> bool {
 
 /// v1 memory writes. memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes at
 /// every step, so the order depends on the current limit (read only when both are set).
-pub(crate) fn memory_v1(m: &LinuxMemory, current_limit: impl FnOnce() -> Result<u64>) -> Result<Vec<Write>> {
+pub(crate) fn memory_v1(
+    m: &LinuxMemory,
+    current_limit: impl FnOnce() -> Result<u64>,
+) -> Result<Vec<Write>> {
     let mut w = Vec::new();
     let limit = v1_bytes("memory limit", m.limit())?;
     let mut swap = v1_bytes("memory swap", m.swap())?;
     if let (Some(l), Some(s)) = (limit, swap) {
         if l > 0 && s > 0 && s < l {
-            return Err(invalid("memory swap", s, format!("memory+swap must be >= the memory limit {l}")));
+            return Err(invalid(
+                "memory swap",
+                s,
+                format!("memory+swap must be >= the memory limit {l}"),
+            ));
         }
     }
     let mut implicit_swap = false;
@@ -112,10 +119,18 @@ pub(crate) fn memory_v2(m: &LinuxMemory) -> Result<Vec<Write>> {
         (_, None) => None,
         (_, Some(-1)) => Some(Write::new("memory.swap.max", "max")),
         (None | Some(-1), Some(s)) => {
-            return Err(invalid("memory swap", s, "a swap limit needs a memory limit"))
+            return Err(invalid(
+                "memory swap",
+                s,
+                "a swap limit needs a memory limit",
+            ))
         }
         (Some(l), Some(s)) if s < l => {
-            return Err(invalid("memory swap", s, format!("memory+swap must be >= the memory limit {l}")))
+            return Err(invalid(
+                "memory swap",
+                s,
+                format!("memory+swap must be >= the memory limit {l}"),
+            ))
         }
         (Some(l), Some(s)) => Some(Write::new("memory.swap.max", s - l)),
     };
@@ -216,7 +231,10 @@ pub(crate) fn cpu_v2(c: &LinuxCpu) -> Result<Vec<Write>> {
             Some(q) if q > 0 => q.to_string(),
             _ => "max".to_string(),
         };
-        w.push(Write::new("cpu.max", format!("{q} {}", period.unwrap_or(100_000))));
+        w.push(Write::new(
+            "cpu.max",
+            format!("{q} {}", period.unwrap_or(100_000)),
+        ));
     }
     Ok(w)
 }
@@ -245,7 +263,11 @@ pub(crate) fn pids(p: &LinuxPids) -> Vec<Write> {
 
 fn check_page_size(size: &str) -> Result<()> {
     if size.is_empty() || !size.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(invalid("hugepage size", size, "expected a size such as 2MB or 1GB"));
+        return Err(invalid(
+            "hugepage size",
+            size,
+            "expected a size such as 2MB or 1GB",
+        ));
     }
     Ok(())
 }
@@ -269,12 +291,34 @@ pub(crate) fn hugetlb(limits: &[LinuxHugepageLimit], v2: bool) -> Result<Vec<Wri
     Ok(w)
 }
 
-fn throttles(b: &LinuxBlockIo) -> [(&'static str, &'static str, &Option<Vec<LinuxThrottleDevice>>); 4] {
+fn throttles(
+    b: &LinuxBlockIo,
+) -> [(
+    &'static str,
+    &'static str,
+    &Option<Vec<LinuxThrottleDevice>>,
+); 4] {
     [
-        ("blkio.throttle.read_bps_device", "rbps", b.throttle_read_bps_device()),
-        ("blkio.throttle.write_bps_device", "wbps", b.throttle_write_bps_device()),
-        ("blkio.throttle.read_iops_device", "riops", b.throttle_read_iops_device()),
-        ("blkio.throttle.write_iops_device", "wiops", b.throttle_write_iops_device()),
+        (
+            "blkio.throttle.read_bps_device",
+            "rbps",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "blkio.throttle.write_bps_device",
+            "wbps",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "blkio.throttle.read_iops_device",
+            "riops",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "blkio.throttle.write_iops_device",
+            "wiops",
+            b.throttle_write_iops_device(),
+        ),
     ]
 }
 
@@ -282,7 +326,9 @@ pub(crate) fn blkio_requested(b: &LinuxBlockIo) -> bool {
     b.weight().is_some_and(|v| v != 0)
         || b.leaf_weight().is_some_and(|v| v != 0)
         || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
-        || throttles(b).iter().any(|(_, _, l)| l.as_ref().is_some_and(|v| !v.is_empty()))
+        || throttles(b)
+            .iter()
+            .any(|(_, _, l)| l.as_ref().is_some_and(|v| !v.is_empty()))
 }
 
 /// v1 blkio writes. `weight_files` names the (weight, weight_device) files this kernel
@@ -293,8 +339,7 @@ pub(crate) fn blkio_v1(
 ) -> Result<Vec<Write>> {
     let mut w = Vec::new();
     let wants_weight = b.weight().is_some_and(|v| v != 0)
-        || b
-            .weight_device()
+        || b.weight_device()
             .iter()
             .flatten()
             .any(|d| d.weight().is_some_and(|v| v != 0));
@@ -311,7 +356,10 @@ pub(crate) fn blkio_v1(
     }
     for d in b.weight_device().iter().flatten() {
         if let Some(v) = d.weight().filter(|v| *v != 0) {
-            w.push(Write::new(weight_device_file, format!("{}:{} {v}", d.major(), d.minor())));
+            w.push(Write::new(
+                weight_device_file,
+                format!("{}:{} {v}", d.major(), d.minor()),
+            ));
         }
         if let Some(v) = d.leaf_weight().filter(|v| *v != 0) {
             w.push(Write::new(
@@ -322,7 +370,10 @@ pub(crate) fn blkio_v1(
     }
     for (file, _, list) in throttles(b) {
         for t in list.iter().flatten() {
-            w.push(Write::new(file, format!("{}:{} {}", t.major(), t.minor(), t.rate())));
+            w.push(Write::new(
+                file,
+                format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+            ));
         }
     }
     Ok(w)
@@ -345,8 +396,7 @@ pub(crate) fn blkio_v2(b: &LinuxBlockIo, bfq: impl FnOnce() -> bool) -> Result<V
         }
     };
     let wants_weight = b.weight().is_some_and(|v| v != 0)
-        || b
-            .weight_device()
+        || b.weight_device()
             .iter()
             .flatten()
             .any(|d| d.weight().is_some_and(|v| v != 0));
@@ -363,16 +413,21 @@ pub(crate) fn blkio_v2(b: &LinuxBlockIo, bfq: impl FnOnce() -> bool) -> Result<V
         if let Some(v) = d.weight().filter(|v| *v != 0) {
             let v = check(v)?;
             if bfq {
-                w.push(Write::new("io.bfq.weight", format!("{}:{} {v}", d.major(), d.minor())));
+                w.push(Write::new(
+                    "io.bfq.weight",
+                    format!("{}:{} {v}", d.major(), d.minor()),
+                ));
             } else {
                 let iow = blkio_weight_to_io_weight(v);
-                w.push(Write::new("io.weight", format!("{}:{} {iow}", d.major(), d.minor())));
+                w.push(Write::new(
+                    "io.weight",
+                    format!("{}:{} {iow}", d.major(), d.minor()),
+                ));
             }
         }
     }
     if b.leaf_weight().is_some_and(|v| v != 0)
-        || b
-            .weight_device()
+        || b.weight_device()
             .iter()
             .flatten()
             .any(|d| d.leaf_weight().is_some_and(|v| v != 0))
@@ -401,7 +456,12 @@ pub(crate) fn network(n: &LinuxNetwork) -> (Vec<Write>, Vec<Write>) {
         .priorities()
         .iter()
         .flatten()
-        .map(|p| Write::new("net_prio.ifpriomap", format!("{} {}", p.name(), p.priority())))
+        .map(|p| {
+            Write::new(
+                "net_prio.ifpriomap",
+                format!("{} {}", p.name(), p.priority()),
+            )
+        })
         .collect();
     (cls, prio)
 }
@@ -451,11 +511,15 @@ mod tests {
     };
 
     fn files(w: &[Write]) -> Vec<(String, String)> {
-        w.iter().map(|w| (w.file.clone(), w.value.clone())).collect()
+        w.iter()
+            .map(|w| (w.file.clone(), w.value.clone()))
+            .collect()
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -478,18 +542,28 @@ mod tests {
 
     #[test]
     fn memory_v1_orders_swap_against_current_limit() {
-        let m = LinuxMemoryBuilder::default().limit(100i64).swap(300i64).build().unwrap();
+        let m = LinuxMemoryBuilder::default()
+            .limit(100i64)
+            .swap(300i64)
+            .build()
+            .unwrap();
         // Raising past the current limit: memsw first.
         let w = memory_v1(&m, || Ok(50)).unwrap();
         assert_eq!(
             files(&w),
-            pairs(&[("memory.memsw.limit_in_bytes", "300"), ("memory.limit_in_bytes", "100")])
+            pairs(&[
+                ("memory.memsw.limit_in_bytes", "300"),
+                ("memory.limit_in_bytes", "100")
+            ])
         );
         // Current limit already above the new memsw: memory first.
         let w = memory_v1(&m, || Ok(1000)).unwrap();
         assert_eq!(
             files(&w),
-            pairs(&[("memory.limit_in_bytes", "100"), ("memory.memsw.limit_in_bytes", "300")])
+            pairs(&[
+                ("memory.limit_in_bytes", "100"),
+                ("memory.memsw.limit_in_bytes", "300")
+            ])
         );
         // Only a limit: no read of the current limit.
         let m = LinuxMemoryBuilder::default().limit(100i64).build().unwrap();
@@ -500,12 +574,22 @@ mod tests {
         let w = memory_v1(&m, || panic!("not needed")).unwrap();
         assert_eq!(
             files(&w),
-            pairs(&[("memory.memsw.limit_in_bytes", "-1"), ("memory.limit_in_bytes", "-1")])
+            pairs(&[
+                ("memory.memsw.limit_in_bytes", "-1"),
+                ("memory.limit_in_bytes", "-1")
+            ])
         );
         assert!(w[0].optional);
-        let m = LinuxMemoryBuilder::default().limit(100i64).swap(50i64).build().unwrap();
+        let m = LinuxMemoryBuilder::default()
+            .limit(100i64)
+            .swap(50i64)
+            .build()
+            .unwrap();
         assert!(memory_v1(&m, || Ok(0)).is_err());
-        let m = LinuxMemoryBuilder::default().swappiness(101u64).build().unwrap();
+        let m = LinuxMemoryBuilder::default()
+            .swappiness(101u64)
+            .build()
+            .unwrap();
         assert!(memory_v1(&m, || Ok(0)).is_err());
         let m = LinuxMemoryBuilder::default()
             .reservation(10i64)
@@ -526,13 +610,29 @@ mod tests {
 
     #[test]
     fn memory_v2_converts_swap() {
-        let m = LinuxMemoryBuilder::default().limit(100i64).swap(300i64).reservation(5i64).build().unwrap();
+        let m = LinuxMemoryBuilder::default()
+            .limit(100i64)
+            .swap(300i64)
+            .reservation(5i64)
+            .build()
+            .unwrap();
         assert_eq!(
             files(&memory_v2(&m).unwrap()),
-            pairs(&[("memory.swap.max", "200"), ("memory.max", "100"), ("memory.low", "5")])
+            pairs(&[
+                ("memory.swap.max", "200"),
+                ("memory.max", "100"),
+                ("memory.low", "5")
+            ])
         );
-        let m = LinuxMemoryBuilder::default().limit(100i64).swap(100i64).build().unwrap();
-        assert_eq!(files(&memory_v2(&m).unwrap())[0], ("memory.swap.max".into(), "0".into()));
+        let m = LinuxMemoryBuilder::default()
+            .limit(100i64)
+            .swap(100i64)
+            .build()
+            .unwrap();
+        assert_eq!(
+            files(&memory_v2(&m).unwrap())[0],
+            ("memory.swap.max".into(), "0".into())
+        );
         let m = LinuxMemoryBuilder::default().limit(-1i64).build().unwrap();
         assert_eq!(
             files(&memory_v2(&m).unwrap()),
@@ -565,36 +665,76 @@ mod tests {
         );
         assert!(w[1].defer_einval && w[3].defer_einval);
         assert!(cpu_v2(&c).is_err(), "realtime is v1 only");
-        let c = LinuxCpuBuilder::default().shares(1024u64).quota(-1i64).idle(1i64).build().unwrap();
+        let c = LinuxCpuBuilder::default()
+            .shares(1024u64)
+            .quota(-1i64)
+            .idle(1i64)
+            .build()
+            .unwrap();
         assert_eq!(
             files(&cpu_v2(&c).unwrap()),
-            pairs(&[("cpu.idle", "1"), ("cpu.weight", "39"), ("cpu.max", "max 100000")])
+            pairs(&[
+                ("cpu.idle", "1"),
+                ("cpu.weight", "39"),
+                ("cpu.max", "max 100000")
+            ])
         );
-        let c = LinuxCpuBuilder::default().quota(20_000i64).period(50_000u64).build().unwrap();
-        assert_eq!(files(&cpu_v2(&c).unwrap()), pairs(&[("cpu.max", "20000 50000")]));
+        let c = LinuxCpuBuilder::default()
+            .quota(20_000i64)
+            .period(50_000u64)
+            .build()
+            .unwrap();
+        assert_eq!(
+            files(&cpu_v2(&c).unwrap()),
+            pairs(&[("cpu.max", "20000 50000")])
+        );
         let c = LinuxCpuBuilder::default().shares(1u64).build().unwrap();
         assert!(cpu_v1(&c).is_err());
-        let c = LinuxCpuBuilder::default().cpus("0").mems("0").build().unwrap();
+        let c = LinuxCpuBuilder::default()
+            .cpus("0")
+            .mems("0")
+            .build()
+            .unwrap();
         assert!(!cpu_requested(&c));
-        assert_eq!(files(&cpuset(&c)), pairs(&[("cpuset.cpus", "0"), ("cpuset.mems", "0")]));
+        assert_eq!(
+            files(&cpuset(&c)),
+            pairs(&[("cpuset.cpus", "0"), ("cpuset.mems", "0")])
+        );
     }
 
     #[test]
     fn hugetlb_and_pids_plans() {
-        let l = [LinuxHugepageLimitBuilder::default().page_size("2MB").limit(4_194_304i64).build().unwrap()];
+        let l = [LinuxHugepageLimitBuilder::default()
+            .page_size("2MB")
+            .limit(4_194_304i64)
+            .build()
+            .unwrap()];
         let w = hugetlb(&l, true).unwrap();
         assert_eq!(
             files(&w),
-            pairs(&[("hugetlb.2MB.max", "4194304"), ("hugetlb.2MB.rsvd.max", "4194304")])
+            pairs(&[
+                ("hugetlb.2MB.max", "4194304"),
+                ("hugetlb.2MB.rsvd.max", "4194304")
+            ])
         );
         assert!(!w[0].optional && w[1].optional);
         let w = hugetlb(&l, false).unwrap();
         assert_eq!(w[0].file, "hugetlb.2MB.limit_in_bytes");
-        let bad = [LinuxHugepageLimitBuilder::default().page_size("../x").limit(1i64).build().unwrap()];
+        let bad = [LinuxHugepageLimitBuilder::default()
+            .page_size("../x")
+            .limit(1i64)
+            .build()
+            .unwrap()];
         assert!(hugetlb(&bad, true).is_err());
-        let p = oci_spec::runtime::LinuxPidsBuilder::default().limit(0i64).build().unwrap();
+        let p = oci_spec::runtime::LinuxPidsBuilder::default()
+            .limit(0i64)
+            .build()
+            .unwrap();
         assert_eq!(files(&pids(&p)), pairs(&[("pids.max", "max")]));
-        let p = oci_spec::runtime::LinuxPidsBuilder::default().limit(1000i64).build().unwrap();
+        let p = oci_spec::runtime::LinuxPidsBuilder::default()
+            .limit(1000i64)
+            .build()
+            .unwrap();
         assert_eq!(files(&pids(&p)), pairs(&[("pids.max", "1000")]));
     }
 
@@ -631,7 +771,10 @@ mod tests {
             files(&w),
             pairs(&[
                 ("io.weight", &blkio_weight_to_io_weight(500).to_string()),
-                ("io.weight", &format!("8:0 {}", blkio_weight_to_io_weight(300))),
+                (
+                    "io.weight",
+                    &format!("8:0 {}", blkio_weight_to_io_weight(300))
+                ),
                 ("io.max", "8:0 rbps=1048576"),
             ])
         );
@@ -648,7 +791,10 @@ mod tests {
             .build()
             .unwrap();
         let w = blkio_v1(&t, || panic!("not needed")).unwrap();
-        assert_eq!(files(&w), pairs(&[("blkio.throttle.write_iops_device", "8:16 100")]));
+        assert_eq!(
+            files(&w),
+            pairs(&[("blkio.throttle.write_iops_device", "8:16 100")])
+        );
         let w = blkio_v2(&t, || panic!("not needed")).unwrap();
         assert_eq!(files(&w), pairs(&[("io.max", "8:16 wiops=100")]));
     }

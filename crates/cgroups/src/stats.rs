@@ -169,13 +169,19 @@ pub struct Pids {
 /// Block I/O counters.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Blkio {
-    #[serde(rename = "ioServiceBytesRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "ioServiceBytesRecursive",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
     #[serde(rename = "ioServicedRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
     #[serde(rename = "ioQueueRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_queued_recursive: Vec<BlkioEntry>,
-    #[serde(rename = "ioServiceTimeRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "ioServiceTimeRecursive",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub io_service_time_recursive: Vec<BlkioEntry>,
     #[serde(rename = "ioWaitTimeRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_wait_time_recursive: Vec<BlkioEntry>,
@@ -239,7 +245,11 @@ fn parse_err(dir: &Path, file: &str, reason: impl Into<String>) -> Error {
 }
 
 /// Parses "key value" lines.
-pub(crate) fn parse_flat_keyed(dir: &Path, file: &str, text: &str) -> Result<BTreeMap<String, u64>> {
+pub(crate) fn parse_flat_keyed(
+    dir: &Path,
+    file: &str,
+    text: &str,
+) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let mut it = line.split_whitespace();
@@ -279,7 +289,8 @@ pub(crate) fn parse_cpu_list(s: &str) -> Option<Vec<u16>> {
 
 fn cpu_list_file(dir: &Path, file: &str) -> Result<Vec<u16>> {
     match read_opt(dir, file)? {
-        Some(t) => parse_cpu_list(&t).ok_or_else(|| parse_err(dir, file, format!("bad cpu list {:?}", t.trim()))),
+        Some(t) => parse_cpu_list(&t)
+            .ok_or_else(|| parse_err(dir, file, format!("bad cpu list {:?}", t.trim()))),
         None => Ok(Vec::new()),
     }
 }
@@ -360,9 +371,9 @@ pub(crate) fn hugepage_sizes() -> &'static [String] {
 
 /// 2048 (kB) → "2MB", 1048576 → "1GB", 64 → "64KB".
 pub(crate) fn hugepage_size_name(kb: u64) -> String {
-    if kb >= 1 << 20 && kb % (1 << 20) == 0 {
+    if kb >= 1 << 20 && kb & ((1 << 20) - 1) == 0 {
         format!("{}GB", kb >> 20)
-    } else if kb >= 1 << 10 && kb % (1 << 10) == 0 {
+    } else if kb >= 1 << 10 && kb & ((1 << 10) - 1) == 0 {
         format!("{}MB", kb >> 10)
     } else {
         format!("{kb}KB")
@@ -675,7 +686,10 @@ mod tests {
 
     #[test]
     fn parses_cpu_lists() {
-        assert_eq!(parse_cpu_list("0-3,8,10-11\n").unwrap(), [0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(
+            parse_cpu_list("0-3,8,10-11\n").unwrap(),
+            [0, 1, 2, 3, 8, 10, 11]
+        );
         assert_eq!(parse_cpu_list("\n").unwrap(), Vec::<u16>::new());
         assert!(parse_cpu_list("3-1").is_none());
         assert!(parse_cpu_list("x").is_none());
@@ -694,7 +708,15 @@ mod tests {
         let d = Path::new("/x");
         let e = parse_blkio(d, "f", "8:0 Read 10\n8:0 Write 20\nTotal 30\n").unwrap();
         assert_eq!(e.len(), 2);
-        assert_eq!(e[1], BlkioEntry { major: 8, minor: 0, op: "Write".into(), value: 20 });
+        assert_eq!(
+            e[1],
+            BlkioEntry {
+                major: 8,
+                minor: 0,
+                op: "Write".into(),
+                value: 20
+            }
+        );
         let e = parse_blkio(d, "f", "8:16 5\n").unwrap();
         assert_eq!(e[0].value, 5);
         assert!(e[0].op.is_empty());
@@ -714,7 +736,12 @@ mod tests {
         let mut s = Stats::default();
         s.cpu.usage.total = 5;
         s.cpu.usage.percpu = vec![2, 3];
-        s.memory.usage = MemoryEntry { limit: 100, usage: 7, max: 0, failcnt: 0 };
+        s.memory.usage = MemoryEntry {
+            limit: 100,
+            usage: 7,
+            max: 0,
+            failcnt: 0,
+        };
         s.memory.raw.insert("cache".into(), 1);
         s.pids.current = 1;
         s.blkio.io_service_bytes_recursive.push(BlkioEntry {
@@ -745,6 +772,9 @@ mod tests {
         let mut t = Stats::default();
         t.cpu.throttling.throttled_periods = 3;
         let v = serde_json::to_value(&t).unwrap();
-        assert_eq!(v["cpu"], serde_json::json!({"throttling": {"throttledPeriods": 3}}));
+        assert_eq!(
+            v["cpu"],
+            serde_json::json!({"throttling": {"throttledPeriods": 3}})
+        );
     }
 }

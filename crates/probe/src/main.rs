@@ -90,7 +90,10 @@ fn main() -> ExitCode {
         }
         ["try-syscall", name] => match tryops::try_syscall(name) {
             Some(r) => print(&tryops::outcome(r)),
-            None => usage(&format!("unknown syscall {name:?}; known: {:?}", tryops::SYSCALLS)),
+            None => usage(&format!(
+                "unknown syscall {name:?}; known: {:?}",
+                tryops::SYSCALLS
+            )),
         },
         ["sleep", secs] => match secs.parse::<f64>() {
             Ok(s) if s.is_finite() && s >= 0.0 => {

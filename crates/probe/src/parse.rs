@@ -77,7 +77,9 @@ pub fn capabilities(status: &str) -> Value {
             out.insert(key.to_string(), Value::Null);
             continue;
         };
-        let names = u64::from_str_radix(hex, 16).map(cap_names).unwrap_or_default();
+        let names = u64::from_str_radix(hex, 16)
+            .map(cap_names)
+            .unwrap_or_default();
         out.insert(key.to_string(), json!({ "hex": hex, "names": names }));
     }
     Value::Object(out)
@@ -92,7 +94,9 @@ pub fn unescape_octal(s: &str) -> String {
         if bytes[i] == b'\\' && i + 3 < bytes.len() {
             let digits = &bytes[i + 1..i + 4];
             if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let v = digits.iter().fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+                let v = digits
+                    .iter()
+                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
                 if let Ok(b) = u8::try_from(v) {
                     out.push(b);
                     i += 4;

@@ -34,7 +34,9 @@ const CGROUP_FILES: [&str; 18] = [
 ];
 
 fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
-    fs::read_to_string(path).ok().map(|s| s.trim_end().to_string())
+    fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim_end().to_string())
 }
 
 fn errno() -> i32 {
@@ -94,10 +96,15 @@ fn uname() -> (Value, Value) {
     if unsafe { libc::uname(&mut uts) } != 0 {
         return (Value::Null, Value::Null);
     }
-    // SAFETY: the kernel NUL-terminates every utsname field.
-    let field = |f: &[libc::c_char]| unsafe { CStr::from_ptr(f.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
+    // Bounded by the array, so a missing NUL cannot run past it.
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
     (json!(field(&uts.nodename)), json!(field(&uts.domainname)))
 }
 
@@ -148,7 +155,10 @@ fn rlimits() -> Value {
     let map: Map<String, Value> = list
         .iter()
         .map(|(name, res)| {
-            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             // SAFETY: lim is a valid, writable rlimit.
             let v = if unsafe { libc::getrlimit(*res, &mut lim) } == 0 {
                 json!({ "soft": lim.rlim_cur, "hard": lim.rlim_max })
@@ -216,7 +226,12 @@ fn tty() -> Value {
 fn cgroup_limits() -> Value {
     let map: Map<String, Value> = CGROUP_FILES
         .iter()
-        .filter_map(|f| Some(((*f).to_string(), json!(read_trimmed(format!("/sys/fs/cgroup/{f}"))?))))
+        .filter_map(|f| {
+            Some((
+                (*f).to_string(),
+                json!(read_trimmed(format!("/sys/fs/cgroup/{f}"))?),
+            ))
+        })
         .collect();
     Value::Object(map)
 }
@@ -229,14 +244,25 @@ pub fn report() -> Value {
     let nnp = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) };
     // SAFETY: 0xffffffff queries the persona without changing it.
     let persona = unsafe { libc::personality(0xffff_ffff) };
-    let persona = if persona == -1 { json!({ "errno": errno() }) } else { json!(persona) };
+    let persona = if persona == -1 {
+        json!({ "errno": errno() })
+    } else {
+        json!(persona)
+    };
     let mounts = fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| parse::parse_mountinfo(&t).iter().map(parse::MountInfo::to_json).collect())
+        .map(|t| {
+            parse::parse_mountinfo(&t)
+                .iter()
+                .map(parse::MountInfo::to_json)
+                .collect()
+        })
         .unwrap_or_else(|_| Vec::new());
     let seccomp = parse::status_field(&status, "Seccomp").and_then(|s| s.parse::<u64>().ok());
     let seccomp_filters =
         parse::status_field(&status, "Seccomp_filters").and_then(|s| s.parse::<u64>().ok());
-    let cwd = std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).ok();
+    let cwd = std::env::current_dir()
+        .map(|p| p.to_string_lossy().into_owned())
+        .ok();
     let mut out = json!({
         "pid": std::process::id(),
         // SAFETY: getppid cannot fail.

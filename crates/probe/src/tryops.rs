@@ -37,7 +37,11 @@ fn check(rc: libc::c_long) -> io::Result<()> {
 
 /// Creates or truncates PATH and writes DATA; what it wrote is left in place.
 pub fn try_write(path: &str, data: &str) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     f.write_all(data.as_bytes())
 }
 
@@ -116,7 +120,9 @@ fn in_child(f: impl FnOnce() -> i32) -> io::Result<()> {
 
 fn last_errno_or_zero(rc: libc::c_long) -> i32 {
     if rc < 0 {
-        io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
     } else {
         0
     }
@@ -125,15 +131,25 @@ fn last_errno_or_zero(rc: libc::c_long) -> i32 {
 /// A scratch directory for calls that need a target, in the first writable place.
 fn scratch_dir() -> Option<std::path::PathBuf> {
     let pid = std::process::id();
-    ["/tmp", "/dev/shm", "/dev", "/run"].iter().find_map(|base| {
-        let p = Path::new(base).join(format!(".probe-{pid}"));
-        fs::create_dir(&p).ok().map(|()| p)
-    })
+    ["/tmp", "/dev/shm", "/dev", "/run"]
+        .iter()
+        .find_map(|base| {
+            let p = Path::new(base).join(format!(".probe-{pid}"));
+            fs::create_dir(&p).ok().map(|()| p)
+        })
 }
 
 /// Names accepted by `try-syscall`.
-pub const SYSCALLS: [&str; 8] =
-    ["mkdir", "chmod", "unshare", "mount", "ptrace", "keyctl", "reboot", "sethostname"];
+pub const SYSCALLS: [&str; 8] = [
+    "mkdir",
+    "chmod",
+    "unshare",
+    "mount",
+    "ptrace",
+    "keyctl",
+    "reboot",
+    "sethostname",
+];
 
 /// Tries one syscall by name, picking arguments that are harmless when it succeeds.
 /// `reboot` uses bad magic numbers, so success shows as EINVAL and denial as EPERM.
@@ -196,7 +212,12 @@ pub fn try_syscall(name: &str) -> Option<io::Result<()>> {
             const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
             // SAFETY: keyctl with integer arguments only.
             check(unsafe {
-                libc::syscall(libc::SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0)
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    KEYCTL_GET_KEYRING_ID,
+                    KEY_SPEC_USER_KEYRING,
+                    0,
+                )
             })
         }
         "reboot" => {

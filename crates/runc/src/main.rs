@@ -558,6 +558,6 @@ mod tests {
 
     #[test]
     fn tabs() {
-        assert_eq!(align_tabs("ID\tPID\nabc\t1\n"), "ID     PID\nabc    1\n");
+        assert_eq!(align_tabs("ID\tPID\nabc\t1\n"), "ID    PID\nabc   1\n");
     }
 }

@@ -66,8 +66,40 @@ impl Drop for Undo<'_> {
     }
 }
 
-/// Raw clone with fork semantics (child runs on a copy of our stack). Returns 0 in the child.
-fn clone_process(flags: CloneFlags) -> Result<i32> {
+/// clone with fork semantics (the child runs on a copy of our stack); returns 0 in the
+/// child. With `cgroup`, clone3 puts the child straight into that cgroup v2 directory,
+/// which spares the global lock a later write to cgroup.procs would take.
+fn clone_process(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<i32> {
+    if let Some(dir) = cgroup {
+        #[repr(C)]
+        #[derive(Default)]
+        struct CloneArgs {
+            flags: u64,
+            pidfd: u64,
+            child_tid: u64,
+            parent_tid: u64,
+            exit_signal: u64,
+            stack: u64,
+            stack_size: u64,
+            tls: u64,
+            set_tid: u64,
+            set_tid_size: u64,
+            cgroup: u64,
+        }
+        const CLONE_INTO_CGROUP: u64 = 0x200000000;
+        let args = CloneArgs {
+            flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: std::os::fd::AsRawFd::as_raw_fd(dir) as u64,
+            ..Default::default()
+        };
+        // SAFETY: as for clone below; args outlives the call and its size is passed.
+        let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+        if r >= 0 {
+            return Ok(r as i32);
+        }
+        // Older kernels: fall back to clone and a write to cgroup.procs.
+    }
     // SAFETY: without CLONE_VM the child gets its own copy of the address space, like
     // fork; we are single-threaded, so no lock can be held by a vanished thread.
     let r = unsafe { libc::syscall(libc::SYS_clone, flags.bits() as libc::c_long | libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) };
@@ -75,6 +107,35 @@ fn clone_process(flags: CloneFlags) -> Result<i32> {
         return Err(Error::Sys { op: format!("clone({flags:?})"), source: std::io::Error::last_os_error() });
     }
     Ok(r as i32)
+}
+
+/// Moves the calling (single-threaded) process into the v1 hierarchies of `cg` by writing
+/// "0" to each `tasks` file: moving only oneself skips the global threadgroup lock that a
+/// write of a pid to cgroup.procs takes, which costs a whole RCU grace period.
+pub(crate) fn join_cgroup_v1(cg: &berth_cgroups::Cgroup) -> Result<()> {
+    let v2 = cg.v2_path();
+    for dir in cg.paths().filter(|p| Some(*p) != v2) {
+        let tasks = dir.join("tasks");
+        std::fs::write(&tasks, "0").map_err(|e| Error::io("join cgroup", &tasks, e))?;
+    }
+    Ok(())
+}
+
+/// The v2 directory of `cg`, opened for clone3(CLONE_INTO_CGROUP).
+fn v2_dir(cg: &berth_cgroups::Cgroup) -> Result<Option<OwnedFd>> {
+    cg.v2_path()
+        .map(|p| {
+            nix::fcntl::open(p, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                .map_err(|e| Error::path("open", p, e))
+        })
+        .transpose()
+}
+
+/// Is `pid` in the v2 directory of `cg` already (clone3 put it there)?
+fn in_v2(cg: &berth_cgroups::Cgroup, pid: i32) -> bool {
+    let Some(dir) = cg.v2_path() else { return true };
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    own.lines().filter_map(|l| l.strip_prefix("0::")).any(|rel| dir.ends_with(rel.trim_start_matches('/')) && !rel.trim_start_matches('/').is_empty())
 }
 
 fn owner() -> String {
@@ -164,10 +225,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         new_user: is_new(LinuxNamespaceType::User),
         new_cgroupns: is_new(LinuxNamespaceType::Cgroup),
         new_time: is_new(LinuxNamespaceType::Time),
+        cgroup: &cgroup,
     };
+    let cgroup_v2 = v2_dir(&cgroup)?;
 
     let pid = if joins.is_empty() {
-        let pid = clone_process(clone_flags)?;
+        let pid = clone_process(clone_flags, cgroup_v2.as_ref())?;
         if pid == 0 {
             drop(parent_ch);
             init::run(ctx);
@@ -176,7 +239,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     } else {
         // Joining namespaces by path needs a process to do the setns calls; it then
         // clones init (as our child, CLONE_PARENT) and reports the pid.
-        let mid = clone_process(CloneFlags::empty())?;
+        let mid = clone_process(CloneFlags::empty(), None)?;
         if mid == 0 {
             drop(parent_ch);
             let r = (|| -> Result<i32> {
@@ -187,7 +250,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
                     nix::sched::setns(&fd, namespaces::clone_flag(ns.typ()))
                         .map_err(|e| Error::path("join namespace", path, e))?;
                 }
-                clone_process(clone_flags | CloneFlags::CLONE_PARENT)
+                clone_process(clone_flags | CloneFlags::CLONE_PARENT, cgroup_v2.as_ref())
             })();
             match r {
                 Ok(0) => init::run(ctx),
@@ -208,8 +271,10 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         i32::from_le_bytes(bytes.get(..4).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::Other("sync: bad pid".into()))?)
     };
     undo.pid = Some(pid);
-
-    cgroup.add_process(pid)?;
+    // Init joins the v1 hierarchies itself; v2 only needs a write if clone3 was refused.
+    if let Some(dir) = cgroup.v2_path().filter(|_| !in_v2(&cgroup, pid)) {
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| Error::io("join cgroup", dir, e))?;
+    }
     if is_new(LinuxNamespaceType::User) {
         write_id_map(pid, "uid_map", linux.uid_mappings().as_deref().unwrap_or_default())?;
         write_id_map(pid, "gid_map", linux.gid_mappings().as_deref().unwrap_or_default())?;
@@ -226,7 +291,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         rootfs: bundle.rootfs.clone(),
         created: state::now_rfc3339(),
         owner: owner(),
-        cgroup: Some(cgroup),
+        cgroup: Some(cgroup.clone()),
         config: bundle.spec.clone(),
     };
     let state_json = serde_json::to_vec(&record.oci_state(Status::Creating)).unwrap_or_default();
@@ -586,9 +651,19 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
         preserve_fds: opts.preserve_fds,
         seccomp: filter.as_ref(),
     };
-    let mid = clone_process(CloneFlags::empty())?;
+    let cgroup_v2 = match &rec.cgroup {
+        Some(cg) => v2_dir(cg)?,
+        None => None,
+    };
+    let mid = clone_process(CloneFlags::empty(), cgroup_v2.as_ref())?;
     if mid == 0 {
         drop(parent_ch);
+        if let Some(cg) = &rec.cgroup {
+            if let Err(e) = join_cgroup_v1(cg) {
+                let _ = ctx.channel.send(Tag::Error, e.to_string().as_bytes());
+                init::exit(1);
+            }
+        }
         process_setns_and_fork(&pidfd, flags, ctx);
     }
     drop(ctx);
@@ -598,7 +673,9 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
     let pid = i32::from_le_bytes(bytes.get(..4).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::Other("sync: bad pid".into()))?);
     let started = (|| -> Result<()> {
         if let Some(cg) = &rec.cgroup {
-            cg.add_process(pid)?;
+            if let Some(dir) = cg.v2_path().filter(|_| !in_v2(cg, pid)) {
+                std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| Error::io("join cgroup", dir, e))?;
+            }
         }
         parent_ch.send(Tag::Go, &[])?;
         match parent_ch.recv()? {
@@ -624,7 +701,7 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
 
 fn process_setns_and_fork(pidfd: &OwnedFd, flags: CloneFlags, ctx: ExecContext) -> ! {
     process_undumpable_and_join(pidfd, flags, &ctx.channel);
-    match clone_process(CloneFlags::CLONE_PARENT) {
+    match clone_process(CloneFlags::CLONE_PARENT, None) {
         Ok(0) => init::run_exec(ctx),
         Ok(child) => {
             let _ = ctx.channel.send(Tag::Pid, &child.to_le_bytes());

@@ -25,6 +25,7 @@ pub struct InitContext<'a> {
     pub new_user: bool,
     pub new_cgroupns: bool,
     pub new_time: bool,
+    pub cgroup: &'a berth_cgroups::Cgroup,
 }
 
 /// Runs in the cloned child; never returns.
@@ -63,6 +64,7 @@ fn setup(ctx: InitContext) -> Result<Never> {
     let linux = spec.linux().as_ref().ok_or_else(|| Error::InvalidSpec("linux: is required".into()))?;
     let proc_ = spec.process().as_ref().ok_or_else(|| Error::InvalidSpec("process: is required".into()))?;
     let state_json = ctx.channel.expect(Tag::Go)?;
+    crate::container::join_cgroup_v1(ctx.cgroup)?;
 
     if ctx.new_user {
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| Error::sys("setgid 0 in user namespace", e))?;

@@ -1,17 +1,58 @@
-//! Running from a sealed copy of our own binary, so that nothing inside a container can
+//! Running from a binary that cannot be written, so that nothing inside a container can
 //! overwrite the runtime on the host through /proc/<pid>/exe (CVE-2019-5736).
+//!
+//! The cheap way: re-exec through a detached, read-only clone of the mount our binary is
+//! on (open_tree + mount_setattr): no copy, and the clone is attached nowhere, so no
+//! namespace sees it and nothing needs cleaning up. Reopening /proc/<pid>/exe for writing
+//! then fails with EROFS. Where that is unavailable, a sealed memfd copy is used instead.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const MARKER: &str = "_BERTH_SEALED";
+// Syscall numbers are shared by all architectures since 5.1; libc lacks these names.
+const SYS_OPEN_TREE: libc::c_long = 428;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: u64 = 1;
 
-/// Is our executable a sealed memfd?
+/// Is our executable unwritable: on a read-only mount, or a write-sealed memfd?
 pub fn is_sealed() -> bool {
     let Ok(f) = std::fs::File::open("/proc/self/exe") else { return false };
+    if nix::sys::statvfs::fstatvfs(&f).is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)) {
+        return true;
+    }
     // SAFETY: F_GET_SEALS on an fd we own.
     let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
     seals >= 0 && seals & libc::F_SEAL_WRITE != 0
+}
+
+/// Opens our binary through a detached read-only clone of its mount.
+fn readonly_clone() -> std::io::Result<OwnedFd> {
+    // SAFETY: open_tree with a valid path; returns a new fd we own.
+    let fd = unsafe {
+        libc::syscall(SYS_OPEN_TREE, libc::AT_FDCWD, c"/proc/self/exe".as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint)
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    #[repr(C)]
+    struct MountAttr {
+        set: u64,
+        clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { set: MOUNT_ATTR_RDONLY, clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: attr outlives the call and its size is passed.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_mount_setattr, tree.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(tree)
 }
 
 /// Re-executes the current program from a sealed memfd copy unless already running from
@@ -20,6 +61,13 @@ pub fn ensure_sealed() -> std::io::Result<()> {
     if std::env::var_os(MARKER).is_some() && is_sealed() {
         std::env::remove_var(MARKER);
         return Ok(());
+    }
+    let env = exec_env();
+    let args = exec_args();
+    if let Ok(tree) = readonly_clone() {
+        if nix::unistd::fexecve(&tree, &args, &env).is_err() {
+            // fall through to the memfd copy
+        }
     }
     let exe = std::fs::File::open("/proc/self/exe")?;
     let len = exe.metadata()?.len();
@@ -47,9 +95,17 @@ pub fn ensure_sealed() -> std::io::Result<()> {
     if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let args: Vec<CString> = std::env::args_os()
+    let err = nix::unistd::fexecve(&memfd, &args, &env).unwrap_err();
+    Err(std::io::Error::from_raw_os_error(err as i32))
+}
+
+fn exec_args() -> Vec<CString> {
+    std::env::args_os()
         .map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).unwrap_or_default())
-        .collect();
+        .collect()
+}
+
+fn exec_env() -> Vec<CString> {
     let mut env: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {
             let mut s = k.into_encoded_bytes();
@@ -59,6 +115,5 @@ pub fn ensure_sealed() -> std::io::Result<()> {
         })
         .collect();
     env.push(CString::new(format!("{MARKER}=1")).unwrap_or_default());
-    let err = nix::unistd::fexecve(&memfd, &args, &env).unwrap_err();
-    Err(std::io::Error::from_raw_os_error(err as i32))
+    env
 }

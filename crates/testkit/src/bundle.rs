@@ -218,10 +218,14 @@ impl Bundle {
     }
 
     /// Writes a file inside the rootfs (path relative to the rootfs), creating parents.
+    /// A symlink at that path is replaced rather than followed.
     pub fn write_rootfs_file(&self, rel: &str, data: &[u8]) -> Result<PathBuf> {
         let p = self.rootfs().join(rel.trim_start_matches('/'));
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        }
+        if fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs::remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
         }
         fs::write(&p, data).map_err(|e| Error::io("write", &p, e))?;
         Ok(p)
@@ -302,7 +306,8 @@ pub fn set_pointer(root: &mut Value, pointer: &str, value: Value) -> Result<()> 
             Value::Object(m) => m.entry(t.clone()).or_insert(Value::Null),
             Value::Array(a) => {
                 let i: usize = t.parse().map_err(|_| err("bad array index"))?;
-                a.get_mut(i).ok_or_else(|| err("array index out of range"))?
+                a.get_mut(i)
+                    .ok_or_else(|| err("array index out of range"))?
             }
             _ => return Err(err("path goes through a scalar")),
         };
@@ -317,7 +322,9 @@ pub fn set_pointer(root: &mut Value, pointer: &str, value: Value) -> Result<()> 
         Value::Array(a) if last == "-" => a.push(value),
         Value::Array(a) => {
             let i: usize = last.parse().map_err(|_| err("bad array index"))?;
-            let slot = a.get_mut(i).ok_or_else(|| err("array index out of range"))?;
+            let slot = a
+                .get_mut(i)
+                .ok_or_else(|| err("array index out of range"))?;
             *slot = value;
         }
         _ => return Err(err("path ends in a scalar")),

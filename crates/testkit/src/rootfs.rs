@@ -44,7 +44,11 @@ impl FileLock {
             .write(true)
             .open(path)
             .map_err(|e| Error::io("open lock", path, e))?;
-        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
         loop {
             // SAFETY: the descriptor is owned by `file`, which outlives the call.
             if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
@@ -241,11 +245,24 @@ mod tests {
 
         let copy = tmp.path().join("copy");
         copy_tree(&src, &copy, CopyMode::Copy).unwrap();
-        assert_eq!(fs::read_link(copy.join("bin/alias")).unwrap(), Path::new("tool"));
-        assert_eq!(fs::metadata(copy.join("tmp")).unwrap().mode() & 0o7777, 0o1777);
-        assert_eq!(fs::metadata(copy.join("bin/tool")).unwrap().mode() & 0o7777, 0o755);
+        assert_eq!(
+            fs::read_link(copy.join("bin/alias")).unwrap(),
+            Path::new("tool")
+        );
+        assert_eq!(
+            fs::metadata(copy.join("tmp")).unwrap().mode() & 0o7777,
+            0o1777
+        );
+        assert_eq!(
+            fs::metadata(copy.join("bin/tool")).unwrap().mode() & 0o7777,
+            0o755
+        );
         fs::write(copy.join("bin/tool"), b"changed").unwrap();
-        assert_eq!(fs::read(src.join("bin/tool")).unwrap(), b"elf", "copy wrote through");
+        assert_eq!(
+            fs::read(src.join("bin/tool")).unwrap(),
+            b"elf",
+            "copy wrote through"
+        );
 
         let linked = tmp.path().join("linked");
         copy_tree(&src, &linked, CopyMode::Hardlink).unwrap();

@@ -93,9 +93,16 @@ pub struct Runtime {
 impl Runtime {
     /// Wraps `bin` with a fresh temporary `--root`.
     pub fn new(bin: impl Into<PathBuf>) -> Result<Runtime> {
-        let bin = bin.into();
+        let mut bin = bin.into();
+        // Tests run in their crate's directory; a relative path is meant from the workspace.
+        if bin.is_relative() && !bin.exists() {
+            bin = crate::rootfs::workspace_root().join(bin);
+        }
         if !bin.exists() {
-            return Err(Error::Setup(format!("runtime binary {} does not exist", bin.display())));
+            return Err(Error::Setup(format!(
+                "runtime binary {} does not exist",
+                bin.display()
+            )));
         }
         let dir = tempfile::Builder::new()
             .prefix("berth-runtime-")
@@ -159,7 +166,13 @@ impl Runtime {
     pub fn unique_id(&self, name: &str) -> String {
         let clean: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         format!("{clean}-{}-{n}", std::process::id())
@@ -208,7 +221,13 @@ impl Runtime {
         });
     }
 
-    fn bundle_cmd(&self, verb: &str, flags: &[&str], bundle: &Bundle, id: &str) -> Result<CmdOutput> {
+    fn bundle_cmd(
+        &self,
+        verb: &str,
+        flags: &[&str],
+        bundle: &Bundle,
+        id: &str,
+    ) -> Result<CmdOutput> {
         bundle.save()?;
         self.track(bundle, id);
         let b = bundle.path().to_string_lossy().into_owned();
@@ -324,7 +343,11 @@ impl Runtime {
     /// `update --resources FILE ID` with `resources` written to FILE.
     pub fn update(&self, id: &str, resources: &Value) -> Result<CmdOutput> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let file = self.dir.path().join("io").join(format!("{n}.resources.json"));
+        let file = self
+            .dir
+            .path()
+            .join("io")
+            .join(format!("{n}.resources.json"));
         fs::write(&file, resources.to_string()).map_err(|e| Error::io("write", &file, e))?;
         let f = file.to_string_lossy().into_owned();
         self.command(&["update", "--resources", &f, id])
@@ -346,7 +369,11 @@ impl Runtime {
             if !st.success() {
                 return Ok(());
             }
-            if st.json().ok().and_then(|v| v["status"].as_str().map(String::from)).as_deref()
+            if st
+                .json()
+                .ok()
+                .and_then(|v| v["status"].as_str().map(String::from))
+                .as_deref()
                 == Some("stopped")
             {
                 return Ok(());
