@@ -130,11 +130,6 @@ pub const NAMESPACES: &[&str] = &[
     "cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time",
 ];
 
-/// Whether the runtime applies `process.apparmorProfile` / `process.selinuxLabel`: reported
-/// as support compiled in, independent of whether the host enables the LSM.
-const APPARMOR: bool = false;
-const SELINUX: bool = false;
-
 /// The features document printed by `berth-runc features`.
 pub fn features() -> Value {
     use berth_runtime::seccomp;
@@ -163,8 +158,8 @@ pub fn features() -> Value {
                 "knownFlags": seccomp::KNOWN_FLAGS,
                 "supportedFlags": seccomp::supported_flags(),
             },
-            "apparmor": {"enabled": APPARMOR},
-            "selinux": {"enabled": SELINUX},
+            "apparmor": {"enabled": berth_runtime::process::apparmor_enabled()},
+            "selinux": {"enabled": berth_runtime::process::selinux_enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}},
         },
