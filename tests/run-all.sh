@@ -53,6 +53,12 @@ else
     echo "run-all: $reference_runc missing; harness self-check skipped" >&2
 fi
 
+# The same harness tests, now against berth-runc itself.
+stage "harness tests against berth-runc" \
+    env BERTH_TEST_RUNTIME="$target/debug/berth-runc" bash -c "$(declare -f run_tests); run_tests -p berth-testkit"
+
+stage "pure cgroup v2 guest (berth-cgroups tests and a berth-runc container)" tests/v2-guest-runc.sh
+
 if [[ "${SKIP_PEERS:-0}" != 1 ]]; then
     stage "peers (podman, dockerd)" env RUNTIME="${RUNTIME:-$target/debug/berth-runc}" tests/peers.sh
 fi

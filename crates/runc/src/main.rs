@@ -29,8 +29,9 @@ struct Cli {
     /// Use the systemd cgroup driver (not supported)
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Accepted for compatibility; rootless mode is detected
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    /// Accepted for compatibility; rootless mode is detected (before the subcommand only,
+    /// as `spec --rootless` is a different flag)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     /// Accepted for compatibility (checkpointing is not supported)
     #[arg(long, global = true, hide = true)]
@@ -537,6 +538,12 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn signals() {
