@@ -254,21 +254,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
             })();
             match r {
                 Ok(0) => init::run(ctx),
-                Ok(child) => {
-                    let _ = ctx.channel.send(Tag::Pid, &child.to_le_bytes());
-                    init::exit(0)
-                }
-                Err(e) => {
-                    let _ = ctx.channel.send(Tag::Error, e.to_string().as_bytes());
-                    init::exit(1)
-                }
+                other => report_clone(&ctx.channel, other),
             }
         }
         drop(ctx);
-        let r = parent_ch.expect(Tag::Pid);
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(mid), None);
-        let bytes = r?;
-        i32::from_le_bytes(bytes.get(..4).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::Other("sync: bad pid".into()))?)
+        recv_pid(&parent_ch, mid)?
     };
     undo.pid = Some(pid);
     // Init joins the v1 hierarchies itself; v2 only needs a write if clone3 was refused.
@@ -568,13 +558,13 @@ fn merge_resources(
 ) -> oci_spec::runtime::LinuxResources {
     let mut out = old;
     if new.memory().is_some() {
-        out.set_memory(new.memory().clone());
+        out.set_memory(*new.memory());
     }
     if new.cpu().is_some() {
         out.set_cpu(new.cpu().clone());
     }
     if new.pids().is_some() {
-        out.set_pids(new.pids().clone());
+        out.set_pids(*new.pids());
     }
     if new.block_io().is_some() {
         out.set_block_io(new.block_io().clone());
@@ -658,19 +648,10 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
     let mid = clone_process(CloneFlags::empty(), cgroup_v2.as_ref())?;
     if mid == 0 {
         drop(parent_ch);
-        if let Some(cg) = &rec.cgroup {
-            if let Err(e) = join_cgroup_v1(cg) {
-                let _ = ctx.channel.send(Tag::Error, e.to_string().as_bytes());
-                init::exit(1);
-            }
-        }
-        process_setns_and_fork(&pidfd, flags, ctx);
+        enter_container_and_clone(rec.cgroup.as_ref(), &pidfd, flags, ctx);
     }
     drop(ctx);
-    let r = parent_ch.expect(Tag::Pid);
-    let _ = nix::sys::wait::waitpid(Pid::from_raw(mid), None);
-    let bytes = r?;
-    let pid = i32::from_le_bytes(bytes.get(..4).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::Other("sync: bad pid".into()))?);
+    let pid = recv_pid(&parent_ch, mid)?;
     let started = (|| -> Result<()> {
         if let Some(cg) = &rec.cgroup {
             if let Some(dir) = cg.v2_path().filter(|_| !in_v2(cg, pid)) {
@@ -699,27 +680,48 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
     Ok(Exec { pid, console })
 }
 
-fn process_setns_and_fork(pidfd: &OwnedFd, flags: CloneFlags, ctx: ExecContext) -> ! {
-    process_undumpable_and_join(pidfd, flags, &ctx.channel);
-    match clone_process(CloneFlags::CLONE_PARENT, None) {
+/// The intermediate process of `exec`: enter the cgroup and namespaces, then clone the
+/// process to run (CLONE_PARENT makes it the runtime's child, inside the pid namespace).
+fn enter_container_and_clone(cgroup: Option<&berth_cgroups::Cgroup>, pidfd: &OwnedFd, flags: CloneFlags, ctx: ExecContext) -> ! {
+    crate::process::set_undumpable();
+    let r = (|| -> Result<i32> {
+        if let Some(cg) = cgroup {
+            join_cgroup_v1(cg)?;
+        }
+        nix::sched::setns(pidfd, flags).map_err(|e| Error::sys("join container namespaces", e))?;
+        clone_process(CloneFlags::CLONE_PARENT, None)
+    })();
+    match r {
         Ok(0) => init::run_exec(ctx),
+        other => report_clone(&ctx.channel, other),
+    }
+}
+
+/// In an intermediate process: tell the runtime the pid it cloned (or why it could
+/// not), then exit.
+fn report_clone(channel: &Channel, r: Result<i32>) -> ! {
+    match r {
         Ok(child) => {
-            let _ = ctx.channel.send(Tag::Pid, &child.to_le_bytes());
+            let _ = channel.send(Tag::Pid, &child.to_le_bytes());
             init::exit(0)
         }
         Err(e) => {
-            let _ = ctx.channel.send(Tag::Error, e.to_string().as_bytes());
+            let _ = channel.send(Tag::Error, e.to_string().as_bytes());
             init::exit(1)
         }
     }
 }
 
-fn process_undumpable_and_join(pidfd: &OwnedFd, flags: CloneFlags, channel: &Channel) {
-    crate::process::set_undumpable();
-    if let Err(e) = nix::sched::setns(pidfd, flags) {
-        let _ = channel.send(Tag::Error, format!("join container namespaces: {e}").as_bytes());
-        init::exit(1);
-    }
+/// The runtime's side of `report_clone`: reaps the intermediate, returns the pid.
+fn recv_pid(channel: &Channel, intermediate: i32) -> Result<i32> {
+    let r = channel.expect(Tag::Pid);
+    let _ = nix::sys::wait::waitpid(Pid::from_raw(intermediate), None);
+    let bytes = r?;
+    bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(i32::from_le_bytes)
+        .ok_or_else(|| Error::Other("sync: bad pid".into()))
 }
 
 /// Waits for a foreground process (our child), forwarding signals to it and proxying its

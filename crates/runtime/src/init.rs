@@ -3,7 +3,6 @@
 //! started. It reports failures to the runtime over the sync channel.
 
 use crate::error::{Error, Result};
-use crate::fsutil::open_in_root;
 use crate::spec::Bundle;
 use crate::sync::{Channel, Tag};
 use crate::{devices, hooks, mounts, process, seccomp, terminal};
@@ -30,17 +29,19 @@ pub struct InitContext<'a> {
 
 /// Runs in the cloned child; never returns.
 pub fn run(ctx: InitContext) -> ! {
-    let channel = Channel(match ctx.channel.0.try_clone() {
-        Ok(fd) => fd,
-        Err(_) => exit(1),
-    });
-    let err = match setup(ctx) {
+    let channel = ctx.channel.try_clone();
+    finish(channel, setup(ctx), "init")
+}
+
+/// Reports a setup failure to the runtime and exits. The runtime may be gone already
+/// (after `create` returned): then stderr is all we have.
+fn finish(channel: Option<Channel>, result: Result<Never>, what: &str) -> ! {
+    let err = match result {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    // The parent may be gone already (after `create` returned): then stderr is all we have.
-    if channel.send(Tag::Error, err.to_string().as_bytes()).is_err() {
-        eprintln!("berth-runc init: {err}");
+    if channel.is_none_or(|c| c.send(Tag::Error, err.to_string().as_bytes()).is_err()) {
+        eprintln!("berth-runc {what}: {err}");
     }
     exit(127)
 }
@@ -188,26 +189,8 @@ fn setup(ctx: InitContext) -> Result<Never> {
         // SAFETY: personality takes an integer.
         unsafe { libc::personality(persona) };
     }
-    start_process(proc_, &ctx, &state_json, true)
-}
-
-/// The part init and exec share: labels, limits, identity, seccomp, cwd; then wait for
-/// the go-ahead and execve.
-fn start_process(p: &oci_spec::runtime::Process, ctx: &InitContext, state_json: &[u8], is_init: bool) -> Result<Never> {
-    process::apply_labels(p)?;
-    process::apply_rlimits(p)?;
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    if let (false, Some(f)) = (nnp, ctx.seccomp) {
-        f.load()?;
-    }
-    process::set_identity_and_caps(p)?;
-    if nnp {
-        process::set_no_new_privs()?;
-    }
-    process::enter_cwd(p.cwd())?;
-    let cmd = process::command(p)?;
-    ctx.channel.send(Tag::Created, &[])?;
-    if is_init {
+    start_process(proc_, ctx.seccomp, ctx.preserve_fds, || {
+        ctx.channel.send(Tag::Created, &[])?;
         match &ctx.fifo_dir {
             Some(dir) => {
                 // Blocks until `start` opens the fifo for reading.
@@ -220,13 +203,38 @@ fn start_process(p: &oci_spec::runtime::Process, ctx: &InitContext, state_json: 
             }
         }
         if let Some(h) = ctx.bundle.spec.hooks() {
-            hooks::run("startContainer", h.start_container().as_deref().unwrap_or_default(), state_json)?;
+            hooks::run("startContainer", h.start_container().as_deref().unwrap_or_default(), &state_json)?;
         }
-    }
-    if let (true, Some(f)) = (nnp, ctx.seccomp) {
+        Ok(())
+    })
+}
+
+/// What init and exec share: labels, limits, identity, seccomp, cwd; then `ready`
+/// (report and wait for the go-ahead) and execve.
+fn start_process(
+    p: &oci_spec::runtime::Process,
+    seccomp: Option<&seccomp::Filter>,
+    preserve_fds: i32,
+    ready: impl FnOnce() -> Result<()>,
+) -> Result<Never> {
+    process::apply_labels(p)?;
+    process::apply_rlimits(p)?;
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the drop.
+    if let (false, Some(f)) = (nnp, seccomp) {
         f.load()?;
     }
-    process::close_fds_on_exec(3 + ctx.preserve_fds)?;
+    process::set_identity_and_caps(p)?;
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    process::enter_cwd(p.cwd())?;
+    let cmd = process::command(p)?;
+    ready()?;
+    if let (true, Some(f)) = (nnp, seccomp) {
+        f.load()?;
+    }
+    process::close_fds_on_exec(3 + preserve_fds)?;
     Err(process::exec(&cmd))
 }
 
@@ -241,18 +249,8 @@ pub struct ExecContext<'a> {
 
 /// Runs in the process cloned into a running container's namespaces; never returns.
 pub fn run_exec(ctx: ExecContext) -> ! {
-    let channel = Channel(match ctx.channel.0.try_clone() {
-        Ok(fd) => fd,
-        Err(_) => exit(1),
-    });
-    let err = match setup_exec(ctx) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
-    if channel.send(Tag::Error, err.to_string().as_bytes()).is_err() {
-        eprintln!("berth-runc exec: {err}");
-    }
-    exit(127)
+    let channel = ctx.channel.try_clone();
+    finish(channel, setup_exec(ctx), "exec")
 }
 
 fn setup_exec(ctx: ExecContext) -> Result<Never> {
@@ -260,30 +258,13 @@ fn setup_exec(ctx: ExecContext) -> Result<Never> {
     process::set_undumpable();
     ctx.channel.expect(Tag::Go)?;
     if let Some(sock) = &ctx.console {
-        let root = open_in_root(&nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-            .map_err(|e| Error::path("open", "/", e))?, Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY)
+        // setns into the mount namespace made its root ours: "/" is the container's.
+        let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
             .map_err(|e| Error::path("open", "/", e))?;
         let pty = terminal::open_pty(&root)?;
         terminal::send_master(sock, &pty.master)?;
         let size = ctx.process.console_size().map(|b| (b.height() as u16, b.width() as u16));
         terminal::become_stdio(&pty.slave, size)?;
     }
-    let p = ctx.process;
-    process::apply_labels(p)?;
-    process::apply_rlimits(p)?;
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    if let (false, Some(f)) = (nnp, ctx.seccomp) {
-        f.load()?;
-    }
-    process::set_identity_and_caps(p)?;
-    if nnp {
-        process::set_no_new_privs()?;
-    }
-    process::enter_cwd(p.cwd())?;
-    let cmd = process::command(p)?;
-    if let (true, Some(f)) = (nnp, ctx.seccomp) {
-        f.load()?;
-    }
-    process::close_fds_on_exec(3 + ctx.preserve_fds)?;
-    Err(process::exec(&cmd))
+    start_process(ctx.process, ctx.seccomp, ctx.preserve_fds, || Ok(()))
 }

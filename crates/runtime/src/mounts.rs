@@ -277,6 +277,11 @@ fn mount_one(root: &OwnedFd, m: &Mount, cgroupns: bool) -> Result<()> {
 }
 
 fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clear: u64) -> nix::Result<()> {
+    mount_setattr(fd, set, clear, libc::AT_RECURSIVE)
+}
+
+/// mount_setattr(2) on the mount `fd` refers to (libc has no wrapper).
+pub fn mount_setattr(fd: &impl AsRawFd, set: u64, clear: u64, flags: libc::c_int) -> nix::Result<()> {
     #[repr(C)]
     struct MountAttr {
         set: u64,
@@ -292,7 +297,7 @@ fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clear: u64) -> nix::Result<()
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            libc::AT_EMPTY_PATH | flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

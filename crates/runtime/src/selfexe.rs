@@ -37,21 +37,7 @@ fn readonly_clone() -> std::io::Result<OwnedFd> {
     }
     // SAFETY: the kernel just returned this fd.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    #[repr(C)]
-    struct MountAttr {
-        set: u64,
-        clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr { set: MOUNT_ATTR_RDONLY, clr: 0, propagation: 0, userns_fd: 0 };
-    // SAFETY: attr outlives the call and its size is passed.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_mount_setattr, tree.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    crate::mounts::mount_setattr(&tree, MOUNT_ATTR_RDONLY, 0, 0)?;
     Ok(tree)
 }
 

@@ -33,6 +33,10 @@ pub fn pair() -> Result<(Channel, Channel)> {
 }
 
 impl Channel {
+    pub fn try_clone(&self) -> Option<Channel> {
+        self.0.try_clone().ok().map(Channel)
+    }
+
     pub fn send(&self, tag: Tag, payload: &[u8]) -> Result<()> {
         let mut buf = Vec::with_capacity(payload.len() + 1);
         buf.push(tag as u8);
