@@ -12,9 +12,8 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 runtime="${RUNTIME:-$target/debug/berth-runc}"
 [[ -x "$runtime" ]] || { echo "v2-guest-runc: $runtime missing (cargo build -p berth-runc)" >&2; exit 1; }
 
-# Not under /tmp: the guest mounts a fresh tmpfs there.
-mkdir -p "$target/v2-guest"
-work="$(mktemp -d "$target/v2-guest/run.XXXXXX")"
+# Not under /tmp (the checkout may be there too): the guest mounts a fresh tmpfs on it.
+work="$(mktemp -d /var/tmp/berth-v2guest.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 bundle="$work/bundle"
 mkdir -p "$bundle"
@@ -44,4 +43,4 @@ echo "container said: \$out"
 [ "\$(echo \$out)" = "42 67108864" ]
 [ ! -e /sys/fs/cgroup/berth-v2/c1 ]
 CHECK
-exec "$repo/crates/cgroups/tests/v2-guest.sh" --include "$work" --run "sh $work/check.sh"
+"$repo/crates/cgroups/tests/v2-guest.sh" --include "$work" --run "sh $work/check.sh"
