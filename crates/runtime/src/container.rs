@@ -66,6 +66,19 @@ impl Drop for Undo<'_> {
     }
 }
 
+/// Kills init when `create` fails after cloning it. Declared after the sync channel, so
+/// it drops first: init dies before it can see the channel close, take that for an error
+/// of its own and print it next to ours. `Undo` then reaps it and cleans up.
+struct KillFirst(Option<i32>);
+
+impl Drop for KillFirst {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// clone with fork semantics (the child runs on a copy of our stack); returns 0 in the
 /// child. With `cgroup`, clone3 puts the child straight into that cgroup v2 directory,
 /// which spares the global lock a later write to cgroup.procs would take.
@@ -177,6 +190,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     if !opts.foreground {
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| Error::path("mkfifo", dir.fifo(), e))?;
+        // mkfifo applies the umask; init may run as any user (or in a user namespace)
+        // and must be able to open the fifo for writing.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.fifo(), std::fs::Permissions::from_mode(0o622))
+                .map_err(|e| Error::io("chmod", dir.fifo(), e))?;
+        }
     }
     let cgroup = berth_cgroups::Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
     cgroup.create()?;
@@ -214,6 +234,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     joins.sort_by_key(|n| namespaces::join_order(n.typ()));
 
     let (parent_ch, child_ch) = sync::pair()?;
+    let mut kill_first = KillFirst(None);
     let ctx = InitContext {
         bundle: &bundle,
         channel: child_ch,
@@ -261,6 +282,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         recv_pid(&parent_ch, mid)?
     };
     undo.pid = Some(pid);
+    kill_first.0 = Some(pid);
     // Init joins the v1 hierarchies itself; v2 only needs a write if clone3 was refused.
     if let Some(dir) = cgroup.v2_path().filter(|_| !in_v2(&cgroup, pid)) {
         std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| Error::io("join cgroup", dir, e))?;
@@ -307,6 +329,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         write_pid_file(p, pid)?;
     }
     undo.armed = false;
+    kill_first.0 = None;
     drop(undo);
     let dir = Dir { path: dir.path.clone(), id: dir.id.clone() };
     Ok(Created { pid, dir, record, channel: parent_ch, console: console_ours })
@@ -333,7 +356,8 @@ fn with_default_devices(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::
         rules.push(rule(T::C, Some(major), Some(minor), "rwm"));
     }
     rules.push(rule(T::C, Some(136), None, "rwm"));
-    for d in linux.devices().as_deref().unwrap_or_default() {
+    // Fifos (type p) are not devices to the devices controller: no rule for them.
+    for d in linux.devices().as_deref().unwrap_or_default().iter().filter(|d| d.typ() != T::P) {
         let typ = if d.typ() == oci_spec::runtime::LinuxDeviceType::U { T::C } else { d.typ() };
         rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
     }
@@ -385,18 +409,25 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let fifo = dir.fifo();
     let fd = nix::fcntl::open(&fifo, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
         .map_err(|e| Error::path("open", &fifo, e))?;
+    // Init writes one byte, runs the startContainer hooks, then execs, which closes its
+    // (close-on-exec) end: read to EOF so poststart runs after the user's program started.
+    let mut released = false;
     loop {
         let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => {
                 if !rec.init_alive() {
+                    if released {
+                        break;
+                    }
                     return Err(Error::Other(format!("container {id:?}: init exited before start")));
                 }
             }
             Ok(_) => {
                 let mut b = [0u8; 1];
                 match nix::unistd::read(&fd, &mut b) {
-                    Ok(1) => break,
+                    Ok(1) => released = true,
+                    Ok(_) if released => break,
                     Ok(_) => return Err(Error::Other(format!("container {id:?}: init exited before start"))),
                     Err(nix::errno::Errno::EAGAIN) => continue,
                     Err(e) => return Err(Error::path("read", &fifo, e)),
@@ -657,6 +688,10 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
             if let Some(dir) = cg.v2_path().filter(|_| !in_v2(cg, pid)) {
                 std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| Error::io("join cgroup", dir, e))?;
             }
+        }
+        if let Some(adj) = opts.process.oom_score_adj() {
+            let path = format!("/proc/{pid}/oom_score_adj");
+            std::fs::write(&path, adj.to_string()).map_err(|e| Error::io("set oom_score_adj", path, e))?;
         }
         parent_ch.send(Tag::Go, &[])?;
         match parent_ch.recv()? {

@@ -156,9 +156,16 @@ fn setup(ctx: InitContext) -> Result<Never> {
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|e| Error::path("move rootfs to /", rootfs, e))?;
         nix::unistd::chroot(".").map_err(|e| Error::path("chroot", rootfs, e))?;
     } else {
+        let old_root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .map_err(|e| Error::path("open", "/", e))?;
         nix::unistd::fchdir(&root).map_err(|e| Error::path("chdir", rootfs, e))?;
         nix::unistd::pivot_root(".", ".").map_err(|e| Error::path("pivot_root", rootfs, e))?;
-        // The old root is stacked under the new one; detach it without touching the host.
+        // The old root is now stacked over the new one, but "." is still the new root
+        // underneath it: step into the old root itself, or the rslave below would land
+        // on the container's mounts and undo their propagation settings.
+        nix::unistd::fchdir(&old_root).map_err(|e| Error::path("chdir", "old root", e))?;
+        drop(old_root);
+        // Detach the old root without touching the host.
         mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
             .map_err(|e| Error::path("make old root slave", "/", e))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(|e| Error::path("unmount old root", "/", e))?;
@@ -197,6 +204,9 @@ fn setup(ctx: InitContext) -> Result<Never> {
                 let fifo = nix::fcntl::openat(dir, crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
                     .map_err(|e| Error::sys("open exec fifo", e))?;
                 nix::unistd::write(&fifo, b"0").map_err(|e| Error::sys("write exec fifo", e))?;
+                // Left open until execve closes it (O_CLOEXEC): `start` reads to EOF, so it
+                // runs poststart only after the startContainer hooks and the exec.
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(fifo);
             }
             None => {
                 ctx.channel.expect(Tag::Start)?;

@@ -172,10 +172,12 @@ pub fn set_identity_and_caps(process: &Process) -> Result<()> {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
 
-    // Effective must stay a subset of permitted at every step: shrink it first.
+    // Effective must stay a subset of permitted at every step: shrink it first. The
+    // inheritable set may only hold what is permitted at the time of the call, so it is
+    // set while permitted is still the full set kept across setuid.
     caps::set(None, CapSet::Effective, &effective).map_err(|e| capsys("set effective capabilities", e))?;
-    caps::set(None, CapSet::Permitted, &permitted).map_err(|e| capsys("set permitted capabilities", e))?;
     caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| capsys("set inheritable capabilities", e))?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(|e| capsys("set permitted capabilities", e))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| capsys("clear ambient capabilities", e))?;
     for cap in &ambient {
         // Raising needs the cap in permitted and inheritable; skip what cannot be raised.

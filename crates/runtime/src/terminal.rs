@@ -44,6 +44,10 @@ pub fn open_pty(root: &OwnedFd) -> Result<Pty> {
 pub fn mount_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
     let console = Path::new("/dev/console");
     let target = match open_no_symlinks(root, console, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        // O_PATH|O_NOFOLLOW opens a trailing symlink itself instead of failing with ELOOP.
+        Ok(fd) if crate::fsutil::file_type(&fd).map_err(|e| Error::path("stat", console, e))? == nix::sys::stat::SFlag::S_IFLNK => {
+            return Err(Error::InvalidSpec("/dev/console in the rootfs is a symlink".into()))
+        }
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT) => ensure_in_root(root, console, Leaf::File)?,
         Err(nix::errno::Errno::ELOOP) => {
