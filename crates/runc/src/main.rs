@@ -332,9 +332,7 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let process = match &a.process {
         Some(p) => {
             let data = std::fs::read(p).with_context(|| format!("read {}", p.display()))?;
-            let de = &mut serde_json::Deserializer::from_slice(&data);
-            let process: Process = serde_path_to_error_free(de).with_context(|| format!("{}", p.display()))?;
-            process
+            berth_runtime::spec::parse_json::<Process>(&data, &p.display().to_string())?
         }
         None => exec_process_from_flags(&config, a)?,
     };
@@ -356,10 +354,6 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         return Ok(0);
     }
     Ok(container::wait_foreground(started.pid, started.console)?)
-}
-
-fn serde_path_to_error_free<'de, T: serde::Deserialize<'de>>(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>) -> Result<T> {
-    T::deserialize(de).map_err(|e| anyhow!("invalid process json: {e}"))
 }
 
 /// Builds the exec'd process from the container's own process and the flags.
@@ -412,19 +406,15 @@ fn exec_process_from_flags(config: &oci_spec::runtime::Spec, a: &ExecArgs) -> Re
         for c in &a.cap {
             let cap: oci_spec::runtime::Capability = serde_json::from_value(serde_json::Value::String(c.clone()))
                 .map_err(|_| anyhow!("--cap {c:?}: unknown capability"))?;
-            for set in [caps.bounding().clone(), caps.effective().clone(), caps.permitted().clone(), caps.ambient().clone()]
-                .iter()
-                .enumerate()
-            {
-                let mut s = set.1.clone().unwrap_or_default();
+            let with = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = set.clone().unwrap_or_default();
                 s.insert(cap);
-                match set.0 {
-                    0 => caps.set_bounding(Some(s)),
-                    1 => caps.set_effective(Some(s)),
-                    2 => caps.set_permitted(Some(s)),
-                    _ => caps.set_ambient(Some(s)),
-                };
-            }
+                Some(s)
+            };
+            caps.set_bounding(with(caps.bounding()));
+            caps.set_effective(with(caps.effective()));
+            caps.set_permitted(with(caps.permitted()));
+            caps.set_ambient(with(caps.ambient()));
         }
         p.set_capabilities(Some(caps));
     }

@@ -30,7 +30,6 @@ pub struct CreateOptions<'a> {
 /// A created container whose caller still holds the channel (foreground `run`).
 pub struct Created {
     pub pid: i32,
-    pub dir: Dir,
     pub record: Record,
     channel: Channel,
     /// Our end of the console when `run` has a terminal and no console socket.
@@ -331,8 +330,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     undo.armed = false;
     kill_first.0 = None;
     drop(undo);
-    let dir = Dir { path: dir.path.clone(), id: dir.id.clone() };
-    Ok(Created { pid, dir, record, channel: parent_ch, console: console_ours })
+    Ok(Created { pid, record, channel: parent_ch, console: console_ours })
 }
 
 /// The spec's resources plus the device rules every container needs (as runc adds):

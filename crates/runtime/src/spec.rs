@@ -54,14 +54,19 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
 /// Parses config.json text; a type error names the JSON path, e.g.
 /// `linux.namespaces[2].type: unknown variant "foo"`.
 pub fn parse(data: &[u8]) -> Result<Spec> {
+    parse_json(data, "config.json")
+}
+
+/// Parses JSON into `T`; errors start with `what` and name the bad field's path.
+pub fn parse_json<T: serde::de::DeserializeOwned>(data: &[u8], what: &str) -> Result<T> {
     let de = &mut serde_json::Deserializer::from_slice(data);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
-            Error::InvalidSpec(format!("config.json: {inner}"))
+            Error::InvalidSpec(format!("{what}: {inner}"))
         } else {
-            Error::InvalidSpec(format!("config.json: {path}: {inner}"))
+            Error::InvalidSpec(format!("{what}: {path}: {inner}"))
         }
     })
 }
