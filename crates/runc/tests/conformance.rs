@@ -1510,3 +1510,45 @@ fn bad_sysctls() {
         .unwrap();
     bad_create(&rt, &bundle, &["kernel/../../etc"]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Terminal without a console socket: the runtime owns the pty and proxies it
+
+/// Runs `cmd` under script(1), which gives it a real terminal of 33 rows by 99 columns.
+fn under_terminal(cmd: &str) -> String {
+    let out = Command::new("timeout")
+        .args(["60", "script", "-qec", &format!("stty rows 33 cols 99; {cmd}"), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .expect("script(1) runs");
+    text(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn foreground_run_and_exec_with_terminal() {
+    let Some(rt) = runtime() else { return };
+    let mut bundle = Bundle::new_hardlinked().unwrap();
+    bundle.set("/process/terminal", json!(true)).unwrap();
+    bundle.set_args(&["/bin/sh", "-c", "tty; stty size; exit 5"]);
+    bundle.save().unwrap();
+    let id = rt.unique_id("tty");
+    let bin = rt.bin().display().to_string();
+    let root = rt.root().display().to_string();
+    let shown = under_terminal(&format!(
+        "{bin} --root {root} run --bundle {} {id}; echo status=$?",
+        bundle.path().display()
+    ));
+    assert!(shown.contains("/dev/pts/0\n"), "no pty inside: {shown:?}");
+    assert!(shown.contains("33 99\n"), "window size not passed on: {shown:?}");
+    assert!(shown.contains("status=5"), "exit status lost: {shown:?}");
+    assert_nothing_left(&rt, &id, None);
+
+    let sleeper = sleeper(true);
+    sleeper.save().unwrap();
+    let id = start_detached(&rt, &sleeper, "ttyexec");
+    let shown = under_terminal(&format!("{bin} --root {root} exec -t {id} /bin/sh -c 'tty; stty size; exit 4'; echo status=$?"));
+    assert!(shown.contains("/dev/pts/"), "no pty for exec: {shown:?}");
+    assert!(shown.contains("33 99\n"), "exec window size not passed on: {shown:?}");
+    assert!(shown.contains("status=4"), "exec exit status lost: {shown:?}");
+    rt.delete_force(&id).unwrap().ok().unwrap();
+}
