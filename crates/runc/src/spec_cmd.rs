@@ -1,11 +1,11 @@
-//! `berth-runc spec`: writes the starter config.json that `runc spec` writes.
+//! `berth-runc spec`: writes the starter config.json that `runc spec` writes (same
+//! content; our version and hostname).
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use oci_spec::runtime::Spec;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{json, Value};
 
 /// The runtime-spec version this runtime implements and writes.
@@ -54,23 +54,24 @@ pub fn write_spec(dir: &Path, rootless: bool) -> anyhow::Result<()> {
         bail!("File config.json exists. Remove it first");
     }
     let json = to_json(&default_spec(rootless))?;
-
-    // Write to a temporary name, then link it into place: link(2) never replaces an
-    // existing file, so a config.json created meanwhile is not clobbered either.
-    let mut tmp = tempfile_in(dir)?;
-    let result = tmp
-        .1
-        .write_all(json.as_bytes())
-        .and_then(|_| tmp.1.sync_all())
-        .with_context(|| format!("write {}", tmp.0.display()))
-        .and_then(|_| match std::fs::hard_link(&tmp.0, &target) {
+    // Write a temporary file, then link it into place: link(2) never replaces a file, so
+    // a config.json created meanwhile is not clobbered, and none is ever half-written.
+    let tmp = dir.join(format!(".config.json.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(json.as_bytes()).and_then(|_| f.sync_all()))
+        .with_context(|| format!("write {}", tmp.display()))
+        .and_then(|_| match std::fs::hard_link(&tmp, &target) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 bail!("File config.json exists. Remove it first")
             }
             Err(e) => Err(e).with_context(|| format!("create {}", target.display())),
         });
-    let _ = std::fs::remove_file(&tmp.0);
+    let _ = std::fs::remove_file(&tmp);
     result
 }
 
@@ -164,185 +165,16 @@ fn is_cgroup2() -> bool {
         .unwrap_or(false)
 }
 
-/// Creates a new file with a unique name in `dir`.
-fn tempfile_in(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::fs::File)> {
-    let pid = std::process::id();
-    for n in 0..100u32 {
-        let path = dir.join(format!(".config.json.{pid}.{n}.tmp"));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(f) => return Ok((path, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("create {}", path.display())),
-        }
-    }
-    bail!(
-        "create a temporary file in {}: too many leftovers",
-        dir.display()
-    )
-}
-
-/// Serializes like runc: tab-indented, no trailing newline, top-level keys in runc's order
-/// and capability sets sorted (the spec type keeps them in a hash set).
+/// Pretty JSON with the capability sets sorted (the spec type keeps them in hash sets,
+/// so their order would change from run to run).
 pub fn to_json(spec: &Spec) -> anyhow::Result<String> {
-    let text = serde_json::to_string(spec).context("serialize spec")?;
-    let mut tree: Node = serde_json::from_str(&text).context("reparse spec")?;
-    if let Node::Obj(top) = &mut tree {
-        const ORDER: &[&str] = &[
-            "ociVersion",
-            "process",
-            "root",
-            "hostname",
-            "mounts",
-            "hooks",
-            "annotations",
-            "linux",
-        ];
-        let rank = |k: &str| ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len());
-        top.sort_by_key(|(k, _)| rank(k));
-        if let Some(Node::Obj(caps)) = top
-            .iter_mut()
-            .find(|(k, _)| k == "process")
-            .and_then(|(_, p)| p.get_mut("capabilities"))
-        {
-            for (_, set) in caps.iter_mut() {
-                if let Node::Arr(items) = set {
-                    items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-                }
-            }
-        }
-        // The spec type orders id mapping fields differently from runtime-spec's own.
-        let mut linux = top.iter_mut().find(|(k, _)| k == "linux").map(|(_, l)| l);
-        for key in ["uidMappings", "gidMappings"] {
-            if let Some(Node::Arr(maps)) = linux.as_deref_mut().and_then(|l| l.get_mut(key)) {
-                for map in maps {
-                    if let Node::Obj(fields) = map {
-                        const MAP_ORDER: &[&str] = &["containerID", "hostID", "size"];
-                        fields.sort_by_key(|(k, _)| {
-                            MAP_ORDER
-                                .iter()
-                                .position(|o| *o == k)
-                                .unwrap_or(MAP_ORDER.len())
-                        });
-                    }
-                }
-            }
+    let mut v = serde_json::to_value(spec).context("serialize spec")?;
+    if let Some(caps) = v.pointer_mut("/process/capabilities").and_then(Value::as_object_mut) {
+        for set in caps.values_mut().filter_map(Value::as_array_mut) {
+            set.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
         }
     }
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut out,
-        serde_json::ser::PrettyFormatter::with_indent(b"\t"),
-    );
-    tree.serialize(&mut ser).context("serialize spec")?;
-    String::from_utf8(out).context("spec is not utf-8")
-}
-
-/// A JSON tree that keeps object keys in document order (serde_json's `Value` sorts them).
-enum Node {
-    Null,
-    Bool(bool),
-    Num(serde_json::Number),
-    Str(String),
-    Arr(Vec<Node>),
-    Obj(Vec<(String, Node)>),
-}
-
-impl Node {
-    fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
-        match self {
-            Node::Obj(entries) => entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Node::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Node {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Node;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<Node, E> {
-                Ok(Node::Null)
-            }
-            fn visit_none<E>(self) -> Result<Node, E> {
-                Ok(Node::Null)
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
-                Ok(Node::Bool(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-                Ok(Node::Num(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
-                Ok(Node::Num(v.into()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Node, E> {
-                serde_json::Number::from_f64(v)
-                    .map(Node::Num)
-                    .ok_or_else(|| E::custom("non-finite number"))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Node, E> {
-                Ok(Node::Str(v.to_string()))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Node, E> {
-                Ok(Node::Str(v))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
-                }
-                Ok(Node::Arr(items))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Node::Obj(entries))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl Serialize for Node {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Node::Null => s.serialize_unit(),
-            Node::Bool(b) => s.serialize_bool(*b),
-            Node::Num(n) => n.serialize(s),
-            Node::Str(v) => s.serialize_str(v),
-            Node::Arr(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Node::Obj(entries) => {
-                let mut map = s.serialize_map(Some(entries.len()))?;
-                for (k, v) in entries {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
-            }
-        }
-    }
+    serde_json::to_string_pretty(&v).context("serialize spec")
 }
 
 #[cfg(test)]
@@ -472,27 +304,11 @@ mod tests {
     }
 
     #[test]
-    fn output_is_runc_shaped_and_parses_back() {
+    fn output_is_stable_and_parses_back() {
         let text = to_json(&default_spec(false)).unwrap();
-        assert!(
-            text.starts_with(
-                "{\n\t\"ociVersion\": \"1.2.0\",\n\t\"process\": {\n\t\t\"terminal\": true,"
-            ),
-            "{text}"
-        );
-        assert!(!text.ends_with('\n'));
-        let order: Vec<usize> = [
-            "\"ociVersion\"",
-            "\"process\"",
-            "\"root\"",
-            "\"hostname\"",
-            "\"mounts\"",
-            "\"linux\"",
-        ]
-        .iter()
-        .map(|k| text.find(k).unwrap())
-        .collect();
-        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        assert_eq!(text, to_json(&default_spec(false)).unwrap(), "output must not vary");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["process"]["capabilities"]["bounding"], json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]));
         let back: Spec = serde_json::from_str(&text).unwrap();
         assert_eq!(back, default_spec(false));
     }
