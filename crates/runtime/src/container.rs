@@ -11,7 +11,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -624,16 +624,6 @@ pub struct Exec {
     pub console: Option<OwnedFd>,
 }
 
-fn pidfd_open(pid: i32) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open with integer arguments; the result is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(Error::Sys { op: format!("pidfd_open {pid}"), source: std::io::Error::last_os_error() });
-    }
-    // SAFETY: the kernel just returned this fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 /// Starts `opts.process` inside the container's namespaces and cgroup.
 pub fn exec(opts: ExecOptions) -> Result<Exec> {
     let (_, rec, status) = load(opts.root, opts.id)?;
@@ -654,7 +644,7 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
         (true, None) => return Err(Error::InvalidSpec("exec with a terminal and --detach needs --console-socket".into())),
     };
     // A pidfd pins the process: setns through it cannot hit a recycled pid.
-    let pidfd = pidfd_open(rec.pid)?;
+    let pidfd = crate::process::pidfd_open(rec.pid).map_err(|e| Error::Sys { op: format!("pidfd_open {}", rec.pid), source: e })?;
     if !rec.init_alive() {
         return Err(Error::WrongState { id: opts.id.into(), status: "stopped".into(), action: "exec", wanted: "running" });
     }

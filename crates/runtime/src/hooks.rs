@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -195,48 +195,24 @@ fn tail(mut file: File) -> String {
 /// Waits up to `limit` for `child`; `None` if it is still running then.
 fn wait_timeout(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
     let deadline = Instant::now() + limit;
-    let pidfd = pidfd_open(child.id());
-    let mut nap = Duration::from_millis(1);
+    let pid = libc::pid_t::try_from(child.id()).map_err(std::io::Error::other)?;
+    let pidfd = crate::process::pidfd_open(pid)?;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
         }
-        let now = Instant::now();
-        if now >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Ok(None);
         }
-        let left = deadline - now;
-        match &pidfd {
-            // A pidfd turns readable when the process exits: sleep exactly until then.
-            Some(fd) => {
-                let ms = i32::try_from(left.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
-                let mut pfd = libc::pollfd {
-                    fd: fd.as_fd().as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: `pfd` is a valid pollfd for the duration of the call.
-                let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-                if rc < 0 && Errno::last() != Errno::EINTR {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            // Kernels before 5.3 have no pidfd: poll the child with a growing nap.
-            None => {
-                std::thread::sleep(nap.min(left));
-                nap = (nap * 2).min(Duration::from_millis(50));
-            }
+        // A pidfd turns readable when the process exits: sleep exactly until then.
+        let ms = u16::try_from(left.as_millis().saturating_add(1)).unwrap_or(u16::MAX);
+        let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-}
-
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).ok()?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
-    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]

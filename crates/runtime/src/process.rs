@@ -197,6 +197,18 @@ pub fn set_no_new_privs() -> Result<()> {
     Ok(())
 }
 
+/// A pidfd for `pid`: a handle that cannot end up pointing at a recycled pid.
+pub fn pidfd_open(pid: libc::pid_t) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// Makes the process undumpable, so processes in the container cannot ptrace it or open
 /// its /proc files while it still runs our code.
 pub fn set_undumpable() {
