@@ -1552,3 +1552,40 @@ fn foreground_run_and_exec_with_terminal() {
     assert!(shown.contains("status=4"), "exec exit status lost: {shown:?}");
     rt.delete_force(&id).unwrap().ok().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// A create killed half-way (kill -9) is undone by `delete --force`
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn create_killed_midway_is_cleaned_up_by_delete() {
+    let Some(rt) = runtime() else { return };
+    let mut bundle = sleeper(true);
+    let logs = host_dir("killed-create");
+    let marker = logs.path().join("hook-ran");
+    // The createRuntime hook holds create after the cgroup and init exist.
+    bundle
+        .set(
+            "/hooks",
+            json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}; sleep 30", marker.display())]}]}),
+        )
+        .unwrap();
+    bundle.save().unwrap();
+    let id = rt.unique_id("killed");
+    let mut create = Command::new(rt.bin())
+        .args(["--root", rt.root().to_str().unwrap(), "create", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(20), || marker.exists()), "the hook never ran");
+    assert!(!cgroup_dirs_named(&id).is_empty(), "create had not made its cgroup yet");
+    create.kill().unwrap();
+    create.wait().unwrap();
+    // The hook outlives the runtime; it is not the container's business.
+    let _ = Command::new("pkill").args(["-f", &marker.display().to_string()]).status();
+
+    assert!(!rt.state(&id).unwrap().success(), "a half-made container has no state");
+    rt.delete_force(&id).unwrap().ok().unwrap();
+    assert_nothing_left(&rt, &id, Some(&bundle.rootfs()));
+}

@@ -54,11 +54,7 @@ impl Drop for Undo<'_> {
             let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
         }
         if let Some(cg) = &self.cgroup {
-            if let Ok(pids) = cg.pids() {
-                for p in pids {
-                    let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
-                }
-            }
+            kill_all_in(cg);
             let _ = cg.destroy();
         }
         let _ = self.dir.remove();
@@ -198,6 +194,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         }
     }
     let cgroup = berth_cgroups::Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
+    dir.save_cgroup(&cgroup)?;
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
     cgroup.apply(&with_default_devices(linux))?;
@@ -493,6 +490,24 @@ fn wait_gone(rec: &Record, timeout: Duration) -> bool {
     true
 }
 
+/// SIGKILLs everything in `cg` (thawing it first) until it is empty, for up to ~100 ms.
+fn kill_all_in(cg: &berth_cgroups::Cgroup) {
+    for round in 0..50 {
+        let pids = cg.pids().unwrap_or_default();
+        if pids.is_empty() {
+            return;
+        }
+        if round == 0 {
+            // A frozen process cannot act on SIGKILL.
+            let _ = cg.thaw();
+        }
+        for p in pids {
+            let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Deletes a container: stopped ones always, created ones by killing init, running or
 /// paused ones only with `force`.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
@@ -500,7 +515,12 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let dir = match Dir::open(root, id) {
         Ok(d) => d,
         Err(Error::NotFound(_)) => {
-            // A create that died before writing state may have left its dir behind.
+            // A create killed before it wrote state leaves its dir, maybe a cgroup with
+            // a half-made init in it: undo all of that.
+            if let Some(cg) = Dir::unfinished_cgroup(root, id) {
+                kill_all_in(&cg);
+                cg.destroy()?;
+            }
             let _ = std::fs::remove_dir_all(root.join(id));
             return if force { Ok(()) } else { Err(Error::NotFound(id.into())) };
         }
@@ -516,20 +536,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         _ => {}
     }
     if let Some(cg) = &rec.cgroup {
-        if status == Status::Paused {
-            let _ = cg.thaw();
-        }
-        // Kill everything in the cgroup: with a shared pid namespace, init's death does not.
-        for _ in 0..50 {
-            let pids = cg.pids().unwrap_or_default();
-            if pids.is_empty() {
-                break;
-            }
-            for p in pids {
-                let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        // With a shared pid namespace, init's death does not take the rest with it.
+        kill_all_in(cg);
     }
     if rec.init_alive() {
         let _ = nix::sys::signal::kill(Pid::from_raw(rec.pid), Signal::SIGKILL);

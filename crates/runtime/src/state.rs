@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Written before the cgroup is made, so a create killed half-way can still be undone.
+const CGROUP_FILE: &str = "cgroup.json";
 const LOCK_FILE: &str = "lock";
 
 /// The status of a container, as the OCI spec names them.
@@ -137,6 +139,18 @@ impl Dir {
     pub fn save(&self, rec: &Record) -> Result<()> {
         let data = serde_json::to_vec(rec).map_err(|e| Error::Other(format!("encode state: {e}")))?;
         crate::fsutil::write_atomic(&self.path.join(STATE_FILE), &data)
+    }
+
+    /// Records the cgroup a create is about to make (see `CGROUP_FILE`).
+    pub fn save_cgroup(&self, cg: &berth_cgroups::Cgroup) -> Result<()> {
+        let data = serde_json::to_vec(cg).map_err(|e| Error::Other(format!("encode cgroup: {e}")))?;
+        crate::fsutil::write_atomic(&self.path.join(CGROUP_FILE), &data)
+    }
+
+    /// The cgroup of a create that never finished, if it got that far.
+    pub fn unfinished_cgroup(root: &Path, id: &str) -> Option<berth_cgroups::Cgroup> {
+        let data = std::fs::read(root.join(id).join(CGROUP_FILE)).ok()?;
+        serde_json::from_slice(&data).ok()
     }
 
     pub fn fifo(&self) -> PathBuf {
