@@ -190,6 +190,12 @@ struct ExecArgs {
 }
 
 fn main() {
+    // Commands that enter a container re-exec from a sealed binary; doing it before any
+    // parsing saves that work in the first process. `dispatch` checks again (no-op once
+    // sealed), so a command this guess misses is still covered.
+    if std::env::args().skip(1).any(|a| matches!(a.as_str(), "create" | "run" | "exec")) {
+        let _ = berth_runtime::selfexe::ensure_sealed();
+    }
     let cli = Cli::parse();
     if cli.debug {
         let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::DEBUG).try_init();

@@ -44,9 +44,13 @@ fn readonly_clone() -> std::io::Result<OwnedFd> {
 /// Re-executes the current program from a sealed memfd copy unless already running from
 /// one. Returns an error only if that could not be done; on success it does not return.
 pub fn ensure_sealed() -> std::io::Result<()> {
-    if std::env::var_os(MARKER).is_some() && is_sealed() {
+    if is_sealed() {
         std::env::remove_var(MARKER);
         return Ok(());
+    }
+    if std::env::var_os(MARKER).is_some() {
+        // We did re-execute, yet the binary is writable: never loop.
+        return Err(std::io::Error::other("re-executed, but the running binary is still writable"));
     }
     let env = exec_env();
     let args = exec_args();
