@@ -1511,6 +1511,26 @@ fn bad_sysctls() {
     bad_create(&rt, &bundle, &["kernel/../../etc"]);
 }
 
+#[test]
+fn security_labels_the_host_cannot_apply() {
+    let Some(rt) = runtime() else { return };
+    let apparmor = fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'));
+    let selinux = Path::new("/sys/fs/selinux/enforce").exists();
+    let mut bundle = Bundle::new_hardlinked().unwrap();
+    if !apparmor {
+        bundle.set("/process/apparmorProfile", json!("berth-test")).unwrap();
+        bad_create(&rt, &bundle, &["apparmorProfile", "berth-test", "AppArmor is not enabled"]);
+        bundle.config_mut()["process"].as_object_mut().unwrap().remove("apparmorProfile");
+    }
+    if !selinux {
+        bundle.set("/process/selinuxLabel", json!("system_u:system_r:container_t:s0")).unwrap();
+        bad_create(&rt, &bundle, &["selinuxLabel", "SELinux is not enabled"]);
+        bundle.config_mut()["process"].as_object_mut().unwrap().remove("selinuxLabel");
+        bundle.set("/linux/mountLabel", json!("system_u:object_r:container_file_t:s0")).unwrap();
+        bad_create(&rt, &bundle, &["mountLabel", "SELinux is not enabled"]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Terminal without a console socket: the runtime owns the pty and proxies it
 

@@ -164,6 +164,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
             return Err(invalid("linux.personality.flags", "flags are not supported"));
         }
     }
+    if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
+        return Err(if crate::process::selinux_enabled() {
+            invalid("linux.mountLabel", "mount labels are not applied yet")
+        } else {
+            invalid("linux.mountLabel", format!("{label:?} requested but SELinux is not enabled on this host"))
+        });
+    }
     if linux.intel_rdt().is_some() {
         return Err(invalid("linux.intelRdt", "intel RDT is not supported"));
     }
