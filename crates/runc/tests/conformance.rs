@@ -1609,3 +1609,87 @@ fn create_killed_midway_is_cleaned_up_by_delete() {
     rt.delete_force(&id).unwrap().ok().unwrap();
     assert_nothing_left(&rt, &id, Some(&bundle.rootfs()));
 }
+
+// ---------------------------------------------------------------------------------------
+// Concurrent invocations on one --root
+// ---------------------------------------------------------------------------------------
+
+/// A runtime process started in the background. Its stderr goes to a file, not a pipe:
+/// a created container inherits it and would hold a pipe open.
+struct Spawned {
+    child: std::process::Child,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Spawned {
+    fn finish(mut self) -> (bool, String) {
+        let ok = self.child.wait().unwrap().success();
+        (ok, fs::read_to_string(self.stderr.path()).unwrap_or_default())
+    }
+}
+
+fn spawn_runtime(rt: &Runtime, args: &[&str]) -> Spawned {
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(rt.bin())
+        .arg("--root")
+        .arg(rt.root())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    Spawned { child, stderr }
+}
+
+#[test]
+fn concurrent_invocations_keep_state_consistent() {
+    let Some(rt) = runtime() else { return };
+    let bundle = sleeper(true);
+    bundle.save().unwrap();
+    let b = bundle.path().to_str().unwrap().to_string();
+
+    // Eight creates of one id at once: exactly one wins, the rest say the id is taken.
+    let id = rt.unique_id("race");
+    let racers: Vec<_> = (0..8).map(|_| spawn_runtime(&rt, &["create", "--bundle", &b, &id])).collect();
+    let outs: Vec<_> = racers.into_iter().map(Spawned::finish).collect();
+    let winners = outs.iter().filter(|(ok, _)| *ok).count();
+    assert_eq!(winners, 1, "{outs:?}");
+    for (_, err) in outs.iter().filter(|(ok, _)| !ok) {
+        assert!(err.contains("already exists"), "{err}");
+    }
+    assert_eq!(rt.state_json(&id).unwrap()["status"], "created");
+
+    // Different ids at once all work and all show up.
+    let ids: Vec<String> = (0..6).map(|i| rt.unique_id(&format!("many{i}"))).collect();
+    let many: Vec<_> = ids.iter().map(|i| spawn_runtime(&rt, &["run", "--detach", "--bundle", &b, i])).collect();
+    for c in many {
+        let (ok, err) = c.finish();
+        assert!(ok, "{err}");
+    }
+    let listed: Vec<String> = rt.list_json().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    for i in ids.iter().chain([&id]) {
+        assert!(listed.contains(i), "{i} missing from list {listed:?}");
+    }
+
+    // Deletes racing each other and a kill: every forced delete succeeds (a container
+    // already gone is fine with --force), the kill may find it gone, nothing is left.
+    let mut kills = Vec::new();
+    let mut deletes = Vec::new();
+    for i in ids.iter().chain([&id]) {
+        kills.push(spawn_runtime(&rt, &["kill", i, "KILL"]));
+        for _ in 0..3 {
+            deletes.push(spawn_runtime(&rt, &["delete", "--force", i]));
+        }
+    }
+    for c in deletes {
+        let (ok, err) = c.finish();
+        assert!(ok, "delete --force failed: {err}");
+    }
+    for c in kills {
+        let (ok, err) = c.finish();
+        assert!(ok || err.contains("does not exist") || err.contains("stopped"), "unexpected kill failure: {err}");
+    }
+    for i in ids.iter().chain([&id]) {
+        assert_nothing_left(&rt, i, Some(&bundle.rootfs()));
+    }
+}

@@ -511,23 +511,28 @@ fn kill_all_in(cg: &berth_cgroups::Cgroup) {
 /// Deletes a container: stopped ones always, created ones by killing init, running or
 /// paused ones only with `force`.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
-    state::validate_id(id)?;
-    let dir = match Dir::open(root, id) {
-        Ok(d) => d,
+    let dir = Dir::at(root, id)?;
+    let not_found = || if force { Ok(()) } else { Err(Error::NotFound(id.into())) };
+    // The lock waits out a create in progress (it holds the lock until state is written).
+    let _lock = match dir.lock() {
+        Ok(l) => l,
+        Err(Error::Path { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return not_found(),
+        Err(e) => return Err(e),
+    };
+    let rec = match dir.load() {
+        Ok(rec) => rec,
         Err(Error::NotFound(_)) => {
             // A create killed before it wrote state leaves its dir, maybe a cgroup with
             // a half-made init in it: undo all of that.
-            if let Some(cg) = Dir::unfinished_cgroup(root, id) {
+            if let Some(cg) = dir.unfinished_cgroup() {
                 kill_all_in(&cg);
                 cg.destroy()?;
             }
-            let _ = std::fs::remove_dir_all(root.join(id));
-            return if force { Ok(()) } else { Err(Error::NotFound(id.into())) };
+            dir.remove()?;
+            return not_found();
         }
         Err(e) => return Err(e),
     };
-    let _lock = dir.lock()?;
-    let rec = dir.load()?;
     let status = rec.status(&dir);
     match status {
         Status::Running | Status::Paused if !force => {

@@ -92,12 +92,17 @@ pub fn validate_id(id: &str) -> Result<()> {
 impl Dir {
     /// The directory of an existing container.
     pub fn open(root: &Path, id: &str) -> Result<Dir> {
-        validate_id(id)?;
-        let path = root.join(id);
-        if !path.join(STATE_FILE).exists() {
+        let dir = Dir::at(root, id)?;
+        if !dir.path.join(STATE_FILE).exists() {
             return Err(Error::NotFound(id.to_string()));
         }
-        Ok(Dir { path, id: id.to_string() })
+        Ok(dir)
+    }
+
+    /// Where the container `id` lives, whether or not anything is there.
+    pub fn at(root: &Path, id: &str) -> Result<Dir> {
+        validate_id(id)?;
+        Ok(Dir { path: root.join(id), id: id.to_string() })
     }
 
     /// Creates the directory of a new container; fails if the id is taken.
@@ -148,8 +153,8 @@ impl Dir {
     }
 
     /// The cgroup of a create that never finished, if it got that far.
-    pub fn unfinished_cgroup(root: &Path, id: &str) -> Option<berth_cgroups::Cgroup> {
-        let data = std::fs::read(root.join(id).join(CGROUP_FILE)).ok()?;
+    pub fn unfinished_cgroup(&self) -> Option<berth_cgroups::Cgroup> {
+        let data = std::fs::read(self.path.join(CGROUP_FILE)).ok()?;
         serde_json::from_slice(&data).ok()
     }
 
