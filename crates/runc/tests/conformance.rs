@@ -1693,3 +1693,32 @@ fn concurrent_invocations_keep_state_consistent() {
         assert_nothing_left(&rt, i, Some(&bundle.rootfs()));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Scheduling: process.scheduler, ioPriority, execCPUAffinity
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn scheduler_io_priority_and_cpu_affinity() {
+    let Some(rt) = runtime() else { return };
+    let mut bundle = Bundle::new_hardlinked().unwrap();
+    bundle.set("/process/scheduler", json!({"policy": "SCHED_BATCH", "nice": 5})).unwrap();
+    bundle.set("/process/ioPriority", json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0})).unwrap();
+    bundle.set("/process/execCPUAffinity", json!({"final": "0"})).unwrap();
+    // Fields 19 and 41 of /proc/self/stat: nice and scheduling policy (3 = SCHED_BATCH).
+    let out = sh(&rt, &mut bundle, "cut -d' ' -f19,41 /proc/self/stat; ionice -p $$; grep Cpus_allowed_list /proc/self/status");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"5 3"), "{out}");
+    assert_eq!(lines.get(1), Some(&"idle"), "{out}");
+    assert!(lines.get(2).is_some_and(|l| l.ends_with("\t0")), "{out}");
+
+    // A process whose spec sets none of this keeps the defaults.
+    let sleeper = sleeper(true);
+    let id = start_detached(&rt, &sleeper, "sched");
+    let out = rt.exec(&id, &["/bin/sh", "-c", "cut -d' ' -f19,41 /proc/self/stat"]).unwrap().ok().unwrap();
+    assert_eq!(out.stdout.trim(), "0 0", "{}", out.stdout);
+    rt.delete_force(&id).unwrap().ok().unwrap();
+
+    bundle.set("/process/ioPriority", json!({"class": "IOPRIO_CLASS_BE", "priority": 9})).unwrap();
+    bad_create(&rt, &bundle, &["ioPriority", "9"]);
+}

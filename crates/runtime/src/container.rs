@@ -721,6 +721,10 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
 fn enter_container_and_clone(cgroup: Option<&berth_cgroups::Cgroup>, pidfd: &OwnedFd, flags: CloneFlags, ctx: ExecContext) -> ! {
     crate::process::set_undumpable();
     let r = (|| -> Result<i32> {
+        // execCPUAffinity.initial applies before the move into the container's cgroup.
+        if let Some(cpus) = ctx.process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().clone()) {
+            crate::process::set_affinity(&cpus, "process.execCPUAffinity.initial")?;
+        }
         if let Some(cg) = cgroup {
             join_cgroup_v1(cg)?;
         }

@@ -229,6 +229,7 @@ fn start_process(
 ) -> Result<Never> {
     process::apply_labels(p)?;
     process::apply_rlimits(p)?;
+    process::apply_scheduling(p)?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the drop.
     if let (false, Some(f)) = (nnp, seccomp) {

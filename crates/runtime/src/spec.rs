@@ -138,6 +138,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
         if m.destination().components().any(|c| c == std::path::Component::ParentDir) {
             return Err(invalid(format!("mounts[{i}].destination"), "must not contain \"..\""));
         }
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(invalid(format!("mounts[{i}]"), "idmapped mounts (uidMappings/gidMappings) are not supported"));
+        }
         for opt in m.options().as_deref().unwrap_or_default() {
             crate::mounts::check_option(opt)
                 .map_err(|e| invalid(format!("mounts[{i}].options"), e))?;
@@ -170,6 +173,12 @@ pub fn validate(spec: &Spec) -> Result<()> {
         } else {
             invalid("linux.mountLabel", format!("{label:?} requested but SELinux is not enabled on this host"))
         });
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(invalid("linux.netDevices", "moving network devices into the container is not supported yet"));
+    }
+    if linux.memory_policy().is_some() {
+        return Err(invalid("linux.memoryPolicy", "memory policies are not supported yet"));
     }
     if linux.intel_rdt().is_some() {
         return Err(invalid("linux.intelRdt", "intel RDT is not supported"));
@@ -313,6 +322,17 @@ mod tests {
         let mut v = base();
         v["mounts"] = serde_json::json!([{"destination": "proc", "type": "proc", "source": "proc"}]);
         assert!(check(v).unwrap_err().to_string().contains("mounts[0].destination"));
+    }
+
+    #[test]
+    fn unsupported_parts_are_named() {
+        let mut v = base();
+        v["mounts"] = serde_json::json!([{"destination": "/x", "type": "bind", "source": "/tmp", "options": ["rbind"],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}]);
+        assert!(check(v.clone()).unwrap_err().to_string().contains("idmapped"));
+        v["mounts"] = serde_json::json!([]);
+        v["linux"]["netDevices"] = serde_json::json!({"eth1": {}});
+        assert!(check(v).unwrap_err().to_string().contains("linux.netDevices"));
     }
 
     #[test]
