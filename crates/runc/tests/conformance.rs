@@ -361,36 +361,9 @@ fn capabilities_all_five_sets() {
         )
         .unwrap();
     let r = rt.run_probe(&bundle).unwrap();
-    assert_eq!(
-        cap_names(&r, "CapBnd"),
-        sorted(&bounding),
-        "{}",
-        r["capabilities"]
-    );
-    assert_eq!(
-        cap_names(&r, "CapInh"),
-        sorted(&inheritable),
-        "{}",
-        r["capabilities"]
-    );
-    assert_eq!(
-        cap_names(&r, "CapAmb"),
-        sorted(&ambient),
-        "{}",
-        r["capabilities"]
-    );
-    assert_eq!(
-        cap_names(&r, "CapEff"),
-        sorted(&effective),
-        "{}",
-        r["capabilities"]
-    );
-    assert_eq!(
-        cap_names(&r, "CapPrm"),
-        sorted(&ambient),
-        "{}",
-        r["capabilities"]
-    );
+    for (set, want) in [("CapBnd", &bounding[..]), ("CapInh", &inheritable[..]), ("CapAmb", &ambient[..]), ("CapEff", &effective[..]), ("CapPrm", &ambient[..])] {
+        assert_eq!(cap_names(&r, set), sorted(want), "{set}: {}", r["capabilities"]);
+    }
 
     // Root: the bounding set limits what execve grants.
     let mut bundle = Bundle::new_hardlinked().unwrap();

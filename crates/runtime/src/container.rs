@@ -103,10 +103,10 @@ fn clone_process(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<i32> {
         };
         // SAFETY: as for clone below; args outlives the call and its size is passed.
         let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
-        if r >= 0 {
-            return Ok(r as i32);
+        if r < 0 {
+            return Err(Error::Sys { op: format!("clone3({flags:?}) into the container's cgroup"), source: std::io::Error::last_os_error() });
         }
-        // Older kernels: fall back to clone and a write to cgroup.procs.
+        return Ok(r as i32);
     }
     // SAFETY: without CLONE_VM the child gets its own copy of the address space, like
     // fork; we are single-threaded, so no lock can be held by a vanished thread.
@@ -137,13 +137,6 @@ fn v2_dir(cg: &berth_cgroups::Cgroup) -> Result<Option<OwnedFd>> {
                 .map_err(|e| Error::path("open", p, e))
         })
         .transpose()
-}
-
-/// Is `pid` in the v2 directory of `cg` already (clone3 put it there)?
-fn in_v2(cg: &berth_cgroups::Cgroup, pid: i32) -> bool {
-    let Some(dir) = cg.v2_path() else { return true };
-    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    own.lines().filter_map(|l| l.strip_prefix("0::")).any(|rel| dir.ends_with(rel.trim_start_matches('/')) && !rel.trim_start_matches('/').is_empty())
 }
 
 fn owner() -> String {
@@ -279,10 +272,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     };
     undo.pid = Some(pid);
     kill_first.0 = Some(pid);
-    // Init joins the v1 hierarchies itself; v2 only needs a write if clone3 was refused.
-    if let Some(dir) = cgroup.v2_path().filter(|_| !in_v2(&cgroup, pid)) {
-        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| Error::io("join cgroup", dir, e))?;
-    }
+    // clone3 put init in the v2 cgroup; it joins the v1 hierarchies itself.
     if is_new(LinuxNamespaceType::User) {
         write_id_map(pid, "uid_map", linux.uid_mappings().as_deref().unwrap_or_default())?;
         write_id_map(pid, "gid_map", linux.gid_mappings().as_deref().unwrap_or_default())?;
@@ -685,11 +675,6 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
     drop(ctx);
     let pid = recv_pid(&parent_ch, mid)?;
     let started = (|| -> Result<()> {
-        if let Some(cg) = &rec.cgroup {
-            if let Some(dir) = cg.v2_path().filter(|_| !in_v2(cg, pid)) {
-                std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| Error::io("join cgroup", dir, e))?;
-            }
-        }
         if let Some(adj) = opts.process.oom_score_adj() {
             let path = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&path, adj.to_string()).map_err(|e| Error::io("set oom_score_adj", path, e))?;
