@@ -97,7 +97,9 @@ fn clone_process(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<i32> {
         const CLONE_INTO_CGROUP: u64 = 0x200000000;
         let args = CloneArgs {
             flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
-            exit_signal: libc::SIGCHLD as u64,
+            // With CLONE_PARENT the kernel takes the exit signal from the parent and
+            // refuses any other value.
+            exit_signal: if flags.contains(CloneFlags::CLONE_PARENT) { 0 } else { libc::SIGCHLD as u64 },
             cgroup: std::os::fd::AsRawFd::as_raw_fd(dir) as u64,
             ..Default::default()
         };
