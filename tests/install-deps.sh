@@ -10,7 +10,11 @@ default=(
     hyperfine time  # bench/
     podman docker.io  # tests/peers.sh
     bsdutils util-linux file python3  # script(1), flock(1), file(1), bench statistics
+    docker-registry skopeo apache2-utils jq curl zstd  # registry peers and image fixtures
+    python3-pip  # docker-py
 )
+# Python packages: docker-py and pytest for tests/docker-py (only with the default set).
+python_pkgs=(docker pytest)
 if [[ $# -gt 0 ]]; then pkgs=("$@"); else pkgs=("${default[@]}"); fi
 
 missing=()
@@ -19,7 +23,21 @@ for p in "${pkgs[@]}"; do
         missing+=("$p")
     fi
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+install_python() {
+    [[ $# -eq 0 ]] || return 0
+    local want=()
+    for p in "${python_pkgs[@]}"; do
+        python3 -c "import $p" 2>/dev/null || want+=("$p")
+    done
+    [[ ${#want[@]} -eq 0 ]] && return 0
+    echo "install-deps: pip installing ${want[*]}" >&2
+    python3 -m pip install -q --disable-pip-version-check "${want[@]}" 2>/dev/null \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${want[@]}"
+}
+if [[ ${#missing[@]} -eq 0 ]]; then
+    install_python "$@"
+    exit 0
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-deps: need root to install: ${missing[*]}" >&2
@@ -29,3 +47,4 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+install_python "$@"

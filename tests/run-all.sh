@@ -57,6 +57,16 @@ fi
 stage "harness tests against berth-runc" \
     env BERTH_TEST_RUNTIME="$target/debug/berth-runc" bash -c "$(declare -f run_tests); run_tests -p berth-testkit"
 
+# docker-py against berthd (pytest starts its own berthd and registry).
+stage "docker-py against berthd" env BERTHD="$target/debug/berthd" python3 -m pytest -q -p no:cacheprovider tests/docker-py
+
+# The daemon's docker CLI tests ran with the docker on PATH; Debian's 20.10 CLI speaks
+# API 1.41 and renders some output differently, so it gets the same tests.
+if [[ -x /usr/bin/docker && "$(command -v docker)" != /usr/bin/docker ]]; then
+    stage "docker CLI tests with Debian's /usr/bin/docker" \
+        env BERTH_TEST_DOCKER_CLI=/usr/bin/docker bash -c "$(declare -f run_tests); run_tests -p berth-daemon --test docker_cli"
+fi
+
 stage "pure cgroup v2 guest (berth-cgroups tests and a berth-runc container)" tests/v2-guest-runc.sh
 
 if [[ "${SKIP_PEERS:-0}" != 1 ]]; then

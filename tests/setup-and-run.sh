@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# setup-and-run.sh: from a fresh checkout to a running container. Installs build and test
-# dependencies, builds berth-runc (release), makes a busybox rootfs, writes a bundle in
-# /tmp and runs `echo hello from berth` in it. Everything it creates in /tmp is removed.
+# setup-and-run.sh: from a fresh checkout to a running container and a working daemon.
+# Installs build and test dependencies, builds berth-runc, berthd and berth (release),
+# makes a busybox rootfs, writes a bundle in /tmp and runs `echo hello from berth` in it
+# with berth-runc; then starts berthd on a private socket, imports the rootfs as an image
+# with `berth import`, pushes it to a local reference registry with `berth push`, removes
+# it and pulls it back with `berth pull`. Everything it creates in /tmp is removed.
 #
-# RUNTIME=/path/to/runtime uses that binary instead (and skips the build).
+# RUNTIME=/path/to/runtime uses that runtime binary instead (and skips its build).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,21 +14,24 @@ cd "$repo"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 
 [[ $(id -u) -eq 0 ]] || { echo "setup-and-run: run as root (containers need it)" >&2; exit 1; }
-tests/install-deps.sh busybox-static libseccomp-dev pkg-config python3
+tests/install-deps.sh busybox-static libseccomp-dev pkg-config python3 docker-registry curl
 
 if [[ -n "${RUNTIME:-}" ]]; then
     runtime="$RUNTIME"
     echo "setup-and-run: using $runtime (build skipped)"
 else
-    cargo build --release -p berth-runc
+    cargo build --release -p berth-runc -p berth-daemon -p berth-cli
     runtime="$target/release/berth-runc"
 fi
 [[ -x "$runtime" ]] || { echo "setup-and-run: $runtime is missing" >&2; exit 1; }
 
 work="$(mktemp -d /tmp/berth-hello.XXXXXX)"
 id="hello-$$"
+berthd_pid=""
 cleanup() {
     "$runtime" --root "$work/state" delete --force "$id" >/dev/null 2>&1 || true
+    [[ -n "$berthd_pid" ]] && kill "$berthd_pid" 2>/dev/null && wait "$berthd_pid" 2>/dev/null
+    tests/registry.sh stop "$work/registry" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,3 +53,21 @@ PY
 out="$("$runtime" --root "$work/state" run --bundle "$bundle" "$id" </dev/null)"
 echo "$out"
 [[ "$out" == "hello from berth" ]] || { echo "setup-and-run: unexpected output" >&2; exit 1; }
+
+# The daemon: berthd on its own socket and data root, driven by the berth CLI.
+[[ -x "$target/release/berthd" && -x "$target/release/berth" ]] || cargo build --release -p berth-daemon -p berth-cli
+echo '{}' >"$work/daemon.json"
+"$target/release/berthd" --config-file "$work/daemon.json" --data-root "$work/data" --exec-root "$work/exec" \
+    --pidfile "$work/berthd.pid" -H "unix://$work/berth.sock" 2>"$work/berthd.log" &
+berthd_pid=$!
+for _ in $(seq 100); do [[ -S "$work/berth.sock" ]] && break; sleep 0.1; done
+berth() { BERTH_CONFIG="$work/cli" "$target/release/berth" -H "unix://$work/berth.sock" "$@"; }
+registry="$(tests/registry.sh start "$work/registry")"
+
+tar -C "$bundle/rootfs" -cf "$work/rootfs.tar" .
+berth import "$work/rootfs.tar" "$registry/hello/busybox:latest"
+berth push "$registry/hello/busybox:latest"
+berth rmi "$registry/hello/busybox:latest"
+berth pull "$registry/hello/busybox:latest"
+berth images
+berth system df

@@ -1,0 +1,894 @@
+//! Go templates for `--format`, on top of `gtmpl`, with docker's template functions
+//! (json, join, split, lower, upper, title, truncate, pad, print, println) and Go's way of
+//! printing values (`[a b]`, `map[k:v]`, `<nil>`, `<no value>`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use gtmpl::{Context, Func, FuncError, Value};
+
+use super::json::{write_go_string, Json};
+use super::typed::{typed_value, Field, Forms};
+
+/// Name of the function appended to every printing action so values print as Go prints
+/// them; gtmpl's own printing uses Rust's debug forms for arrays and maps.
+const PRINT_FUNC: &str = "__print";
+
+/// A template failed to parse or to execute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(pub String);
+
+/// The data a template runs over, plus the JSON encoding of each of its objects and
+/// arrays so that `json` writes the daemon's field order rather than a sorted one.
+#[derive(Debug, Clone)]
+pub struct Data {
+    value: Value,
+    json_forms: Rc<Vec<(Value, String)>>,
+    print_forms: Rc<Vec<(Value, String)>>,
+    zero_for_missing: bool,
+}
+
+impl Data {
+    /// Data from a JSON document of the API (info, version, events). Keys listed in
+    /// `renames` (JSON name, Go field name) are reachable under the Go name, as docker's
+    /// typed structs expose them. A field missing from the top-level object is an error;
+    /// deeper objects behave like Go maps.
+    pub fn from_json(doc: &Json, renames: &[(&str, &str)]) -> Data {
+        let mut forms = Forms::default();
+        let value = convert(doc, renames, Mode::Top, &mut forms);
+        Data::with_forms(value, forms)
+    }
+
+    /// The raw view docker falls back to for `inspect`: the JSON decoded into Go maps with
+    /// `missingkey=error`, where a JSON null prints as `<no value>`.
+    pub fn raw(doc: &Json) -> Data {
+        let mut forms = Forms::default();
+        let value = convert(doc, &[], Mode::Raw, &mut forms);
+        Data::with_forms(value, forms)
+    }
+
+    /// The typed view of a JSON document whose Go struct is described by `fields`.
+    pub fn typed(doc: &Json, fields: &'static [Field]) -> Data {
+        let (value, forms) = typed_value(doc, fields);
+        Data {
+            zero_for_missing: true,
+            ..Data::with_forms(value, forms)
+        }
+    }
+
+    fn with_forms(value: Value, forms: Forms) -> Data {
+        Data {
+            value,
+            json_forms: Rc::new(forms.json),
+            print_forms: Rc::new(forms.print),
+            zero_for_missing: false,
+        }
+    }
+
+    /// A row of string fields, as docker's formatter contexts expose them; `json` writes
+    /// the fields sorted by name with HTML escaping, as Go's `json.Marshal` of a map does.
+    pub fn from_fields(fields: &[(&str, String)]) -> Data {
+        Data::from_fields_with_json(fields, fields)
+    }
+
+    /// A row whose JSON form differs from what templates see (docker's search rows print
+    /// "[OK]" but marshal "true").
+    pub fn from_fields_with_json(fields: &[(&str, String)], json_fields: &[(&str, String)]) -> Data {
+        let map: HashMap<String, Value> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+            .collect();
+        let mut sorted: Vec<&(&str, String)> = json_fields.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        let mut text = String::from("{");
+        for (i, (k, v)) in sorted.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            write_go_string(&mut text, k, true);
+            text.push(':');
+            write_go_string(&mut text, v, true);
+        }
+        text.push('}');
+        let value = Value::Object(map);
+        Data {
+            json_forms: Rc::new(vec![(value.clone(), text)]),
+            print_forms: Rc::new(Vec::new()),
+            zero_for_missing: false,
+            value,
+        }
+    }
+
+    /// Table headers: a map from field name to column title.
+    pub fn header(columns: &[(&str, &str)]) -> Data {
+        let map: HashMap<String, Value> = columns
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        Data {
+            value: Value::Map(map),
+            json_forms: Rc::new(Vec::new()),
+            print_forms: Rc::new(Vec::new()),
+            zero_for_missing: false,
+        }
+    }
+
+    /// Data wrapping a list of other data under one field name (`{{range .Images}}`).
+    pub fn with_lists(lists: Vec<(&str, Vec<Data>)>) -> Data {
+        let mut map = HashMap::new();
+        let mut forms = Vec::new();
+        let mut print_forms = Vec::new();
+        let mut text = String::from("{");
+        for (i, (name, items)) in lists.into_iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            write_go_string(&mut text, name, false);
+            text.push_str(":[");
+            let mut values = Vec::new();
+            for (j, item) in items.into_iter().enumerate() {
+                if j > 0 {
+                    text.push(',');
+                }
+                if let Some((_, t)) = item.json_forms.iter().find(|(v, _)| *v == item.value) {
+                    text.push_str(t);
+                }
+                forms.extend(item.json_forms.iter().cloned());
+                print_forms.extend(item.print_forms.iter().cloned());
+                values.push(item.value);
+            }
+            text.push(']');
+            map.insert(name.to_string(), Value::Array(values));
+        }
+        text.push('}');
+        let value = Value::Object(map);
+        forms.push((value.clone(), text));
+        Data {
+            value,
+            json_forms: Rc::new(forms),
+            print_forms: Rc::new(print_forms),
+            zero_for_missing: false,
+        }
+    }
+}
+
+/// How JSON objects and nulls become template values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The top-level object of an API document: missing fields are errors.
+    Top,
+    /// Objects below the top: Go maps, missing keys give `<no value>`.
+    Nested,
+    /// docker's raw inspect view: every object errors on missing keys, null is `<no value>`.
+    Raw,
+}
+
+/// The template value of JSON nested in a typed struct (kept as the daemon sent it).
+pub fn map_value(doc: &Json, forms: &mut Forms) -> Value {
+    convert(doc, &[], Mode::Nested, forms)
+}
+
+fn convert(doc: &Json, renames: &[(&str, &str)], mode: Mode, forms: &mut Forms) -> Value {
+    let inner = if mode == Mode::Raw { Mode::Raw } else { Mode::Nested };
+    let value = match doc {
+        Json::Null if mode == Mode::Raw => return Value::NoValue,
+        Json::Null => return Value::Nil,
+        Json::Bool(b) => return Value::Bool(*b),
+        Json::Number(n) => {
+            return if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Json::String(s) => return Value::String(s.clone()),
+        Json::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| convert(item, renames, inner, forms))
+                .collect(),
+        ),
+        Json::Object(fields) => {
+            let map: HashMap<String, Value> = fields
+                .iter()
+                .map(|(k, v)| {
+                    let name = renames
+                        .iter()
+                        .find(|(json_name, _)| json_name == k)
+                        .map_or(k.as_str(), |(_, go_name)| go_name);
+                    (name.to_string(), convert(v, renames, inner, forms))
+                })
+                .collect();
+            if mode == Mode::Nested {
+                Value::Map(map)
+            } else {
+                Value::Object(map)
+            }
+        }
+    };
+    // Go encodes the maps of the raw view with sorted keys.
+    let json = if mode == Mode::Raw {
+        sorted_json(doc)
+    } else {
+        doc.to_go_json(false)
+    };
+    forms.json.push((value.clone(), json));
+    value
+}
+
+fn sorted_json(doc: &Json) -> String {
+    match doc {
+        Json::Object(fields) => {
+            let mut sorted: Vec<&(String, Json)> = fields.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut out = String::from("{");
+            for (i, (k, v)) in sorted.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_go_string(&mut out, k, false);
+                out.push(':');
+                out.push_str(&sorted_json(v));
+            }
+            out.push('}');
+            out
+        }
+        Json::Array(items) => {
+            let parts: Vec<String> = items.iter().map(sorted_json).collect();
+            format!("[{}]", parts.join(","))
+        }
+        other => other.to_go_json(false),
+    }
+}
+
+type FormList = Rc<Vec<(Value, String)>>;
+
+thread_local! {
+    static JSON_FORMS: RefCell<Option<FormList>> = const { RefCell::new(None) };
+    static PRINT_FORMS: RefCell<Option<FormList>> = const { RefCell::new(None) };
+    /// Typed views index Go maps of strings, where a missing key yields "".
+    static ZERO_FOR_MISSING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn lookup(forms: &'static std::thread::LocalKey<RefCell<Option<FormList>>>, value: &Value) -> Option<String> {
+    forms.with(|forms| {
+        forms.borrow().as_ref().and_then(|forms| {
+            forms
+                .iter()
+                .find(|(v, _)| v == value)
+                .map(|(_, text)| text.clone())
+        })
+    })
+}
+
+/// A parsed `--format` template.
+pub struct Template {
+    body: gtmpl::Template,
+    header: Option<gtmpl::Template>,
+}
+
+impl Template {
+    /// Parses a template with docker's functions.
+    pub fn parse(source: &str) -> Result<Template, TemplateError> {
+        Ok(Template {
+            body: parse_with(source, &basic_functions())?,
+            header: None,
+        })
+    }
+
+    /// Parses a template that also renders table headers, with docker's header functions
+    /// (which leave the column titles as they are).
+    pub fn parse_table(source: &str) -> Result<Template, TemplateError> {
+        Ok(Template {
+            body: parse_with(source, &basic_functions())?,
+            header: Some(parse_with(source, &header_functions())?),
+        })
+    }
+
+    /// Runs the template over `data`.
+    pub fn render(&self, data: &Data) -> Result<String, TemplateError> {
+        let mut out = Vec::new();
+        execute(&self.body, data, &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Renders the header row; like docker, a failure keeps what was written so far.
+    pub fn render_header(&self, data: &Data) -> String {
+        let mut out = Vec::new();
+        if let Some(header) = &self.header {
+            let _ = execute(header, data, &mut out);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+fn parse_with(source: &str, funcs: &[(&str, Func)]) -> Result<gtmpl::Template, TemplateError> {
+    let mut template = gtmpl::Template::default();
+    template.add_funcs(funcs);
+    template
+        .parse(add_print_to_actions(source))
+        .map_err(|e| TemplateError(e.to_string()))?;
+    Ok(template)
+}
+
+fn execute(template: &gtmpl::Template, data: &Data, out: &mut Vec<u8>) -> Result<(), TemplateError> {
+    JSON_FORMS.with(|forms| *forms.borrow_mut() = Some(data.json_forms.clone()));
+    PRINT_FORMS.with(|forms| *forms.borrow_mut() = Some(data.print_forms.clone()));
+    ZERO_FOR_MISSING.with(|flag| flag.set(data.zero_for_missing));
+    let result = template.execute(out, &Context::from(data.value.clone()));
+    JSON_FORMS.with(|forms| *forms.borrow_mut() = None);
+    PRINT_FORMS.with(|forms| *forms.borrow_mut() = None);
+    result.map_err(|e| TemplateError(exec_message(&e)))
+}
+
+/// An execution error in Go's words where gtmpl's would dump whole values.
+fn exec_message(e: &gtmpl::error::ExecError) -> String {
+    use gtmpl::error::ExecError;
+    match e {
+        ExecError::NoFiledFor(field, _) => format!("map has no entry for key \"{field}\""),
+        ExecError::InvalidRange(value) => {
+            format!("range can't iterate over {}", go_text(value))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn basic_functions() -> Vec<(&'static str, Func)> {
+    vec![
+        (PRINT_FUNC, go_print as Func),
+        ("json", json as Func),
+        ("split", split as Func),
+        ("join", join as Func),
+        ("title", title as Func),
+        ("lower", lower as Func),
+        ("upper", upper as Func),
+        ("pad", pad as Func),
+        ("truncate", truncate as Func),
+        ("print", print as Func),
+        ("println", println as Func),
+        ("index", index as Func),
+    ]
+}
+
+fn header_functions() -> Vec<(&'static str, Func)> {
+    let mut funcs = basic_functions();
+    for name in ["json", "split", "join", "title", "lower", "upper", "truncate"] {
+        if let Some(entry) = funcs.iter_mut().find(|(n, _)| *n == name) {
+            entry.1 = header_identity as Func;
+        }
+    }
+    funcs
+}
+
+/// Go's `fmt.Sprint` of one value.
+pub fn go_text(value: &Value) -> String {
+    match value {
+        Value::NoValue => "<no value>".to_string(),
+        other => nested_text(other),
+    }
+}
+
+/// `fmt`'s `%v` of a value inside a slice, map or struct, where an absent interface
+/// value prints as `<nil>`.
+fn nested_text(value: &Value) -> String {
+    if let Some(text) = lookup(&PRINT_FORMS, value) {
+        return text;
+    }
+    match value {
+        Value::NoValue => "<nil>".to_string(),
+        Value::Nil => "<nil>".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(nested_text).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Object(map) | Value::Map(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", nested_text(&map[*k])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        Value::Function(_) => "<func>".to_string(),
+    }
+}
+
+fn one_arg<'a>(name: &str, args: &'a [Value]) -> Result<&'a Value, FuncError> {
+    match args {
+        [value] => Ok(value),
+        _ => Err(FuncError::ExactlyXArgs(name.to_string(), 1)),
+    }
+}
+
+fn string_arg(name: &str, value: &Value) -> Result<String, FuncError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(FuncError::Generic(format!(
+            "wrong type for value; expected string; got {} in {name}",
+            type_name(other)
+        ))),
+    }
+}
+
+fn int_arg(name: &str, value: &Value) -> Result<i64, FuncError> {
+    match value {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| FuncError::Generic(format!("{name}: number out of range"))),
+        other => Err(FuncError::Generic(format!(
+            "wrong type for value; expected int; got {} in {name}",
+            type_name(other)
+        ))),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::NoValue | Value::Nil => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) | Value::Map(_) => "map[string]interface {}",
+        Value::Function(_) => "func",
+    }
+}
+
+fn go_print(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(go_text(one_arg(PRINT_FUNC, args)?)))
+}
+
+/// Header variant of the string functions: the column title passes through unchanged,
+/// and anything but a string fails as docker's string-typed header functions do.
+fn header_identity(args: &[Value]) -> Result<Value, FuncError> {
+    match args.first() {
+        Some(Value::String(s)) => Ok(Value::String(s.clone())),
+        Some(other) => Err(FuncError::Generic(format!(
+            "wrong type for value; expected string; got {}",
+            type_name(other)
+        ))),
+        None => Err(FuncError::AtLeastXArgs("function".to_string(), 1)),
+    }
+}
+
+fn json(args: &[Value]) -> Result<Value, FuncError> {
+    let value = one_arg("json", args)?;
+    let known = match value {
+        // Scalars encode the same whatever their origin.
+        Value::Array(_) | Value::Map(_) | Value::Object(_) | Value::String(_) => {
+            lookup(&JSON_FORMS, value)
+        }
+        _ => None,
+    };
+    Ok(Value::String(known.unwrap_or_else(|| value_to_json(value))))
+}
+
+/// Go's `index`: element of a slice, or a map's value (`<no value>` when absent).
+fn index(args: &[Value]) -> Result<Value, FuncError> {
+    let Some((first, keys)) = args.split_first() else {
+        return Err(FuncError::AtLeastXArgs("index".to_string(), 1));
+    };
+    let mut current = first.clone();
+    for key in keys {
+        current = match (&current, key) {
+            (Value::Array(items), Value::Number(n)) => {
+                let i = n
+                    .as_i64()
+                    .ok_or_else(|| FuncError::Generic("cannot index slice/array with nil".into()))?;
+                if i < 0 || i as usize >= items.len() {
+                    return Err(FuncError::Generic(format!(
+                        "error calling index: index out of range: {i}"
+                    )));
+                }
+                items[i as usize].clone()
+            }
+            (Value::Map(map) | Value::Object(map), Value::String(k)) => match map.get(k) {
+                Some(v) => v.clone(),
+                None if ZERO_FOR_MISSING.with(std::cell::Cell::get) => Value::String(String::new()),
+                None => Value::NoValue,
+            },
+            (Value::Nil | Value::NoValue, _) => {
+                return Err(FuncError::Generic(
+                    "error calling index: index of untyped nil".to_string(),
+                ))
+            }
+            (other, key) => {
+                return Err(FuncError::Generic(format!(
+                    "error calling index: cannot index {} with {}",
+                    type_name(other),
+                    type_name(key)
+                )))
+            }
+        };
+    }
+    Ok(current)
+}
+
+/// Encodes a template value as Go's encoder does for maps: keys sorted, no HTML escaping.
+fn value_to_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_value_json(&mut out, value);
+    out
+}
+
+fn write_value_json(out: &mut String, value: &Value) {
+    match value {
+        Value::NoValue | Value::Nil | Value::Function(_) => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => write_go_string(out, s, false),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value_json(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) | Value::Map(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_go_string(out, k, false);
+                out.push(':');
+                write_value_json(out, &map[*k]);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn split(args: &[Value]) -> Result<Value, FuncError> {
+    let [s, sep] = args else {
+        return Err(FuncError::ExactlyXArgs("split".to_string(), 2));
+    };
+    let s = string_arg("split", s)?;
+    let sep = string_arg("split", sep)?;
+    let parts: Vec<Value> = if sep.is_empty() {
+        s.chars().map(|c| Value::String(c.to_string())).collect()
+    } else {
+        s.split(sep.as_str())
+            .map(|p| Value::String(p.to_string()))
+            .collect()
+    };
+    Ok(Value::Array(parts))
+}
+
+fn join(args: &[Value]) -> Result<Value, FuncError> {
+    let [list, sep] = args else {
+        return Err(FuncError::ExactlyXArgs("join".to_string(), 2));
+    };
+    let sep = string_arg("join", sep)?;
+    match list {
+        Value::Array(items) => Ok(Value::String(
+            items.iter().map(go_text).collect::<Vec<_>>().join(&sep),
+        )),
+        Value::Nil | Value::NoValue => Ok(Value::String(String::new())),
+        other => Err(FuncError::Generic(format!(
+            "wrong type for value; expected []string; got {} in join",
+            type_name(other)
+        ))),
+    }
+}
+
+fn lower(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(
+        string_arg("lower", one_arg("lower", args)?)?.to_lowercase(),
+    ))
+}
+
+fn upper(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(
+        string_arg("upper", one_arg("upper", args)?)?.to_uppercase(),
+    ))
+}
+
+/// Go's `strings.Title`: upper-cases the first letter of each word.
+fn title(args: &[Value]) -> Result<Value, FuncError> {
+    let s = string_arg("title", one_arg("title", args)?)?;
+    let mut out = String::with_capacity(s.len());
+    let mut prev = ' ';
+    for c in s.chars() {
+        if is_word_separator(prev) {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        prev = c;
+    }
+    Ok(Value::String(out))
+}
+
+fn is_word_separator(c: char) -> bool {
+    if c.is_ascii() {
+        return !(c.is_ascii_alphanumeric() || c == '_');
+    }
+    if c.is_alphanumeric() {
+        return false;
+    }
+    c.is_whitespace()
+}
+
+fn pad(args: &[Value]) -> Result<Value, FuncError> {
+    let [s, prefix, suffix] = args else {
+        return Err(FuncError::ExactlyXArgs("pad".to_string(), 3));
+    };
+    let s = string_arg("pad", s)?;
+    if s.is_empty() {
+        return Ok(Value::String(s));
+    }
+    let prefix = int_arg("pad", prefix)?.max(0) as usize;
+    let suffix = int_arg("pad", suffix)?.max(0) as usize;
+    Ok(Value::String(format!(
+        "{}{s}{}",
+        " ".repeat(prefix),
+        " ".repeat(suffix)
+    )))
+}
+
+/// Truncates to at most `length` bytes (docker counts bytes), never inside a character.
+fn truncate(args: &[Value]) -> Result<Value, FuncError> {
+    let [s, length] = args else {
+        return Err(FuncError::ExactlyXArgs("truncate".to_string(), 2));
+    };
+    let s = string_arg("truncate", s)?;
+    let length = int_arg("truncate", length)?.max(0) as usize;
+    if s.len() < length {
+        return Ok(Value::String(s));
+    }
+    let mut end = length;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Ok(Value::String(s[..end].to_string()))
+}
+
+/// Go's `fmt.Sprint`: a space between operands when neither is a string.
+fn print(args: &[Value]) -> Result<Value, FuncError> {
+    let mut out = String::new();
+    let mut prev_string = true;
+    for (i, arg) in args.iter().enumerate() {
+        let is_string = matches!(arg, Value::String(_));
+        if i > 0 && !is_string && !prev_string {
+            out.push(' ');
+        }
+        out.push_str(&go_text(arg));
+        prev_string = is_string;
+    }
+    Ok(Value::String(out))
+}
+
+/// Go's `fmt.Sprintln`: operands separated by spaces, then a newline.
+fn println(args: &[Value]) -> Result<Value, FuncError> {
+    let parts: Vec<String> = args.iter().map(go_text).collect();
+    Ok(Value::String(format!("{}\n", parts.join(" "))))
+}
+
+const KEYWORDS: [&str; 10] = [
+    "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
+];
+
+/// Appends `| __print` to every action that prints its value, so that values print the
+/// way Go prints them. Control actions, declarations and comments are left alone.
+pub fn add_print_to_actions(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 32);
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match action_end(after) {
+            Some(end) => {
+                out.push_str("{{");
+                out.push_str(&rewrite_action(&after[..end]));
+                out.push_str("}}");
+                rest = &after[end + 2..];
+            }
+            None => {
+                // Unclosed: leave it for the parser to report.
+                out.push_str(&rest[start..]);
+                return out;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Byte offset of the closing `}}` of an action, skipping quoted text and comments.
+fn action_end(action: &str) -> Option<usize> {
+    let bytes = action.as_bytes();
+    let mut i = 0;
+    let trimmed_start = if action.starts_with("- ") { 2 } else { 0 };
+    let body = action[trimmed_start..].trim_start();
+    if body.starts_with("/*") {
+        let comment_start = action.len() - body.len();
+        let close = action[comment_start..].find("*/")? + comment_start + 2;
+        return action[close..].find("}}").map(|p| p + close);
+    }
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' | b'\'' => {
+                let quote = bytes[i];
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'`' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'`' {
+                    i += 1;
+                }
+            }
+            b'}' if bytes.get(i + 1) == Some(&b'}') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn rewrite_action(action: &str) -> String {
+    let (lead, core) = match action.strip_prefix("- ") {
+        Some(rest) => ("- ", rest),
+        None => ("", action),
+    };
+    let (core, trail) = match core.strip_suffix(" -") {
+        Some(rest) => (rest, " -"),
+        None => (core, ""),
+    };
+    let body = core.trim();
+    if body.is_empty() || body.starts_with("/*") || is_control(body) || is_declaration(body) {
+        return action.to_string();
+    }
+    let trailing_ws = &core[core.trim_end().len()..];
+    format!(
+        "{lead}{} | {PRINT_FUNC}{trailing_ws}{trail}",
+        core.trim_end()
+    )
+}
+
+fn is_control(body: &str) -> bool {
+    let word: String = body
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    KEYWORDS.contains(&word.as_str())
+}
+
+/// `$x := ...`, `$x = ...` or `$i, $v := ...`.
+fn is_declaration(body: &str) -> bool {
+    let mut rest = body;
+    loop {
+        let Some(after_dollar) = rest.strip_prefix('$') else {
+            return false;
+        };
+        let name_len = after_dollar
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(after_dollar.len());
+        rest = after_dollar[name_len..].trim_start();
+        if let Some(more) = rest.strip_prefix(',') {
+            rest = more.trim_start();
+            continue;
+        }
+        return rest.starts_with(":=") || (rest.starts_with('=') && !rest.starts_with("=="));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(source: &str, doc: &str) -> String {
+        let doc = Json::parse(doc.as_bytes()).unwrap();
+        Template::parse(source)
+            .unwrap()
+            .render(&Data::from_json(&doc, &[("ApiVersion", "APIVersion")]))
+            .unwrap()
+    }
+
+    #[test]
+    fn rewrites_only_printing_actions() {
+        assert_eq!(add_print_to_actions("{{.A}}"), "{{.A | __print}}");
+        assert_eq!(
+            add_print_to_actions("{{- .A -}} x {{ .B }}"),
+            "{{- .A | __print -}} x {{ .B | __print }}"
+        );
+        assert_eq!(
+            add_print_to_actions("{{if .A}}{{else if .B}}{{end}}"),
+            "{{if .A}}{{else if .B}}{{end}}"
+        );
+        assert_eq!(add_print_to_actions("{{$x := .A}}"), "{{$x := .A}}");
+        assert_eq!(
+            add_print_to_actions("{{range $k, $v := .A}}"),
+            "{{range $k, $v := .A}}"
+        );
+        assert_eq!(add_print_to_actions("{{/* c */}}"), "{{/* c */}}");
+        assert_eq!(
+            add_print_to_actions(r#"{{join .A "}}"}}"#),
+            r#"{{join .A "}}" | __print}}"#
+        );
+        assert_eq!(add_print_to_actions("{{.A"), "{{.A");
+    }
+
+    #[test]
+    fn prints_values_like_go() {
+        let doc = r#"{"Tags":["a","b"],"Labels":{"z":"1","a":"2"},"Env":null,"Size":1986676,"S":"x"}"#;
+        assert_eq!(
+            render("{{.Tags}} {{.Labels}} {{.Env}} {{.Size}} {{.S}} {{.Labels.missing}}", doc),
+            "[a b] map[a:2 z:1] <nil> 1986676 x <no value>"
+        );
+    }
+
+    #[test]
+    fn missing_top_level_field_is_an_error() {
+        let doc = Json::parse(br#"{"A":1}"#).unwrap();
+        let t = Template::parse("{{.Missing}}").unwrap();
+        assert!(t.render(&Data::from_json(&doc, &[])).is_err());
+    }
+
+    #[test]
+    fn json_keeps_daemon_order_and_go_names() {
+        let doc = r#"{"Config":{"Cmd":["sh"],"Env":null,"Labels":{"b":"<x>"}},"ApiVersion":"1.41"}"#;
+        assert_eq!(
+            render("{{json .Config}}", doc),
+            r#"{"Cmd":["sh"],"Env":null,"Labels":{"b":"<x>"}}"#
+        );
+        assert_eq!(render("{{.APIVersion}}", doc), "1.41");
+        assert_eq!(render("{{json .}}", doc), doc);
+        assert_eq!(render(r#"{{json "a<b"}}"#, doc), r#""a<b""#);
+    }
+
+    #[test]
+    fn docker_functions() {
+        let doc = r#"{"S":"hello world","L":["x","y"],"E":""}"#;
+        assert_eq!(render(r#"{{join .L ", "}}"#, doc), "x, y");
+        assert_eq!(render(r#"{{split .S " "}}"#, doc), "[hello world]");
+        assert_eq!(render("{{upper .S}} {{lower \"ABC\"}}", doc), "HELLO WORLD abc");
+        assert_eq!(render("{{title .S}}", doc), "Hello World");
+        assert_eq!(render("{{truncate .S 5}}|{{truncate .S 50}}", doc), "hello|hello world");
+        assert_eq!(render("[{{pad .S 1 2}}][{{pad .E 1 2}}]", doc), "[ hello world  ][]");
+        assert_eq!(render("{{println .S .L}}", doc), "hello world [x y]\n");
+        assert_eq!(render("{{print 1 2 \"a\" 3}}", doc), "1 2a3");
+        assert_eq!(render("{{range .L}}<{{.}}>{{end}}", doc), "<x><y>");
+        assert_eq!(render("{{len .L}}", doc), "2");
+        assert_eq!(render("{{if eq .S \"hello world\"}}yes{{end}}", doc), "yes");
+    }
+
+    #[test]
+    fn rows_and_headers() {
+        let row = Data::from_fields(&[("Repository", "<none>".into()), ("ID", "abc".into())]);
+        let t = Template::parse_table("{{.Repository}}\t{{.ID}}\t{{json .}}").unwrap();
+        assert_eq!(
+            t.render(&row).unwrap(),
+            "<none>\tabc\t{\"ID\":\"abc\",\"Repository\":\"\\u003cnone\\u003e\"}"
+        );
+        let header = Data::header(&[("Repository", "REPOSITORY"), ("ID", "IMAGE ID")]);
+        assert_eq!(t.render_header(&header), "REPOSITORY\tIMAGE ID\t");
+        let t = Template::parse_table("{{.Repository}} {{.Nope}}").unwrap();
+        assert_eq!(t.render_header(&header), "REPOSITORY <no value>");
+    }
+
+    #[test]
+    fn parse_errors_are_reported() {
+        assert!(Template::parse("{{.A").is_err());
+        assert!(Template::parse("{{nosuchfunc .A}}").is_err());
+    }
+}

@@ -1,0 +1,649 @@
+//! Go's typed view of API objects for `inspect --format`. docker runs an inspect template
+//! first over its Go struct (field names like `ID`, nil slices printing `[]`, `json`
+//! writing struct field order with `omitempty`) and only when that fails over the raw
+//! JSON; this module describes the structs so templates see what docker's do.
+
+use std::collections::HashMap;
+
+use gtmpl::Value;
+
+use super::json::{write_go_string, Json};
+use super::units::LocalTime;
+
+/// A Go type, as far as templates can tell types apart.
+#[derive(Debug, Clone, Copy)]
+pub enum Ty {
+    Str,
+    Int,
+    Bool,
+    /// `time.Duration`: an integer in JSON, "1m30s" when printed.
+    Duration,
+    /// `time.Time`: RFC 3339 in JSON, "2006-01-02 15:04:05 +0000 UTC" when printed.
+    Time,
+    /// `[]string`.
+    Strings,
+    /// `map[string]string`.
+    StrMap,
+    /// `map[string]struct{}`.
+    Set,
+    /// `*int`.
+    IntPtr,
+    /// Anything else, kept as the daemon sent it.
+    Raw,
+    Struct(&'static [Field]),
+    /// A pointer to a struct (`<nil>` when null).
+    Ptr(&'static [Field]),
+    /// An embedded struct: its fields are promoted into the parent.
+    Embed(&'static [Field]),
+    /// A slice of structs.
+    Structs(&'static [Field]),
+}
+
+/// A struct field: Go name, JSON name, type, `omitempty`.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub go: &'static str,
+    pub json: &'static str,
+    pub ty: Ty,
+    pub omitempty: bool,
+}
+
+const fn f(go: &'static str, ty: Ty) -> Field {
+    Field {
+        go,
+        json: go,
+        ty,
+        omitempty: false,
+    }
+}
+
+const fn o(go: &'static str, ty: Ty) -> Field {
+    Field {
+        go,
+        json: go,
+        ty,
+        omitempty: true,
+    }
+}
+
+const fn named(go: &'static str, json: &'static str, ty: Ty, omitempty: bool) -> Field {
+    Field {
+        go,
+        json,
+        ty,
+        omitempty,
+    }
+}
+
+const HEALTHCHECK: &[Field] = &[
+    o("Test", Ty::Strings),
+    o("Interval", Ty::Duration),
+    o("Timeout", Ty::Duration),
+    o("StartPeriod", Ty::Duration),
+    o("StartInterval", Ty::Duration),
+    o("Retries", Ty::Int),
+];
+
+/// `container.Config`.
+const CONTAINER_CONFIG: &[Field] = &[
+    f("Hostname", Ty::Str),
+    f("Domainname", Ty::Str),
+    f("User", Ty::Str),
+    f("AttachStdin", Ty::Bool),
+    f("AttachStdout", Ty::Bool),
+    f("AttachStderr", Ty::Bool),
+    o("ExposedPorts", Ty::Set),
+    f("Tty", Ty::Bool),
+    f("OpenStdin", Ty::Bool),
+    f("StdinOnce", Ty::Bool),
+    f("Env", Ty::Strings),
+    f("Cmd", Ty::Strings),
+    o("Healthcheck", Ty::Ptr(HEALTHCHECK)),
+    o("ArgsEscaped", Ty::Bool),
+    f("Image", Ty::Str),
+    f("Volumes", Ty::Set),
+    f("WorkingDir", Ty::Str),
+    f("Entrypoint", Ty::Strings),
+    o("NetworkDisabled", Ty::Bool),
+    o("MacAddress", Ty::Str),
+    f("OnBuild", Ty::Strings),
+    f("Labels", Ty::StrMap),
+    o("StopSignal", Ty::Str),
+    o("StopTimeout", Ty::IntPtr),
+    o("Shell", Ty::Strings),
+];
+
+/// OCI `ImageConfig`.
+const OCI_IMAGE_CONFIG: &[Field] = &[
+    o("User", Ty::Str),
+    o("ExposedPorts", Ty::Set),
+    o("Env", Ty::Strings),
+    o("Entrypoint", Ty::Strings),
+    o("Cmd", Ty::Strings),
+    o("Volumes", Ty::Set),
+    o("WorkingDir", Ty::Str),
+    o("Labels", Ty::StrMap),
+    o("StopSignal", Ty::Str),
+    o("ArgsEscaped", Ty::Bool),
+];
+
+const DOCKER_IMAGE_CONFIG_EXT: &[Field] = &[
+    o("Healthcheck", Ty::Ptr(HEALTHCHECK)),
+    o("OnBuild", Ty::Strings),
+    o("Shell", Ty::Strings),
+];
+
+/// `dockerspec.DockerOCIImageConfig`.
+const DOCKER_IMAGE_CONFIG: &[Field] = &[
+    named("ImageConfig", "", Ty::Embed(OCI_IMAGE_CONFIG), false),
+    named("DockerOCIImageConfigExt", "", Ty::Embed(DOCKER_IMAGE_CONFIG_EXT), false),
+];
+
+const PLATFORM: &[Field] = &[
+    named("Architecture", "architecture", Ty::Str, false),
+    named("OS", "os", Ty::Str, false),
+    named("OSVersion", "os.version", Ty::Str, true),
+    named("OSFeatures", "os.features", Ty::Strings, true),
+    named("Variant", "variant", Ty::Str, true),
+];
+
+const DESCRIPTOR: &[Field] = &[
+    named("MediaType", "mediaType", Ty::Str, false),
+    named("Digest", "digest", Ty::Str, false),
+    named("Size", "size", Ty::Int, false),
+    named("URLs", "urls", Ty::Strings, true),
+    named("Annotations", "annotations", Ty::StrMap, true),
+    named("Data", "data", Ty::Raw, true),
+    named("Platform", "platform", Ty::Ptr(PLATFORM), true),
+    named("ArtifactType", "artifactType", Ty::Str, true),
+];
+
+/// `image.InspectResponse` of API 1.45 clients.
+pub const IMAGE_INSPECT: &[Field] = &[
+    named("ID", "Id", Ty::Str, false),
+    f("RepoTags", Ty::Strings),
+    f("RepoDigests", Ty::Strings),
+    f("Parent", Ty::Str),
+    f("Comment", Ty::Str),
+    o("Created", Ty::Str),
+    o("Container", Ty::Str),
+    o("ContainerConfig", Ty::Ptr(CONTAINER_CONFIG)),
+    f("DockerVersion", Ty::Str),
+    f("Author", Ty::Str),
+    f("Config", Ty::Ptr(DOCKER_IMAGE_CONFIG)),
+    f("Architecture", Ty::Str),
+    o("Variant", Ty::Str),
+    f("Os", Ty::Str),
+    o("OsVersion", Ty::Str),
+    f("Size", Ty::Int),
+    o("VirtualSize", Ty::Int),
+    f("GraphDriver", Ty::Struct(&[f("Data", Ty::StrMap), f("Name", Ty::Str)])),
+    f(
+        "RootFS",
+        Ty::Struct(&[o("Type", Ty::Str), o("Layers", Ty::Strings)]),
+    ),
+    f("Metadata", Ty::Struct(&[o("LastTagTime", Ty::Time)])),
+    o("Descriptor", Ty::Ptr(DESCRIPTOR)),
+    o("Manifests", Ty::Raw),
+];
+
+/// `events.Message`.
+pub const EVENT_MESSAGE: &[Field] = &[
+    named("Status", "status", Ty::Str, true),
+    named("ID", "id", Ty::Str, true),
+    named("From", "from", Ty::Str, true),
+    f("Type", Ty::Str),
+    f("Action", Ty::Str),
+    f(
+        "Actor",
+        Ty::Struct(&[f("ID", Ty::Str), f("Attributes", Ty::StrMap)]),
+    ),
+    named("Scope", "scope", Ty::Str, true),
+    named("Time", "time", Ty::Int, true),
+    named("TimeNano", "timeNano", Ty::Int, true),
+];
+
+const COMPONENT_VERSION: &[Field] = &[
+    f("Name", Ty::Str),
+    f("Version", Ty::Str),
+    o("Details", Ty::StrMap),
+];
+
+/// `types.Version`, the daemon's part of `version`.
+const SERVER_VERSION: &[Field] = &[
+    f("Platform", Ty::Struct(&[f("Name", Ty::Str)])),
+    o("Components", Ty::Structs(COMPONENT_VERSION)),
+    f("Version", Ty::Str),
+    named("APIVersion", "ApiVersion", Ty::Str, false),
+    o("MinAPIVersion", Ty::Str),
+    f("GitCommit", Ty::Str),
+    f("GoVersion", Ty::Str),
+    f("Os", Ty::Str),
+    f("Arch", Ty::Str),
+    o("KernelVersion", Ty::Str),
+    o("Experimental", Ty::Bool),
+    o("BuildTime", Ty::Str),
+];
+
+/// The client's part of `version`.
+const CLIENT_VERSION: &[Field] = &[
+    o("Platform", Ty::Ptr(&[o("Name", Ty::Str)])),
+    o("Version", Ty::Str),
+    named("APIVersion", "ApiVersion", Ty::Str, true),
+    o("DefaultAPIVersion", Ty::Str),
+    o("GitCommit", Ty::Str),
+    o("GoVersion", Ty::Str),
+    o("Os", Ty::Str),
+    o("Arch", Ty::Str),
+    o("BuildTime", Ty::Str),
+    f("Context", Ty::Str),
+];
+
+/// What `version --format` runs over.
+pub const VERSION_INFO: &[Field] = &[
+    f("Client", Ty::Struct(CLIENT_VERSION)),
+    f("Server", Ty::Ptr(SERVER_VERSION)),
+];
+
+/// A decoded Go value.
+#[derive(Debug, Clone)]
+enum GoValue {
+    Nil,
+    Str(String),
+    Number(serde_json::Number),
+    Bool(bool),
+    Duration(i64),
+    Time(String),
+    /// `None` is a nil slice.
+    Slice(Option<Vec<GoValue>>),
+    /// `None` is a nil map; entries sorted by key.
+    Map(Option<Vec<(String, GoValue)>>),
+    Struct(&'static [Field], Vec<GoValue>),
+    Raw(Json),
+}
+
+fn decode(json: Option<&Json>, ty: Ty) -> GoValue {
+    let json = json.filter(|j| !matches!(j, Json::Null));
+    match ty {
+        Ty::Str => GoValue::Str(json.map(|j| j.str().to_string()).unwrap_or_default()),
+        Ty::Int => GoValue::Number(match json {
+            Some(Json::Number(n)) => n.clone(),
+            _ => 0.into(),
+        }),
+        Ty::Bool => GoValue::Bool(json.is_some_and(Json::bool)),
+        Ty::Duration => GoValue::Duration(json.map_or(0, Json::int)),
+        Ty::Time => GoValue::Time(
+            json.map(|j| j.str().to_string())
+                .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string()),
+        ),
+        Ty::Strings => GoValue::Slice(json.map(|j| {
+            j.items()
+                .iter()
+                .map(|s| GoValue::Str(s.str().to_string()))
+                .collect()
+        })),
+        Ty::StrMap | Ty::Set => GoValue::Map(json.map(|j| {
+            let mut entries: Vec<(String, GoValue)> = j
+                .fields()
+                .iter()
+                .map(|(k, v)| {
+                    let value = match ty {
+                        Ty::Set => GoValue::Struct(&[], Vec::new()),
+                        _ => GoValue::Str(v.str().to_string()),
+                    };
+                    (k.clone(), value)
+                })
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries
+        })),
+        Ty::IntPtr => match json {
+            Some(Json::Number(n)) => GoValue::Number(n.clone()),
+            _ => GoValue::Nil,
+        },
+        Ty::Raw => GoValue::Raw(json.cloned().unwrap_or(Json::Null)),
+        Ty::Struct(fields) | Ty::Embed(fields) => decode_struct(json, fields),
+        Ty::Ptr(fields) => match json {
+            Some(j @ Json::Object(_)) => decode_struct(Some(j), fields),
+            _ => GoValue::Nil,
+        },
+        Ty::Structs(fields) => GoValue::Slice(json.map(|j| {
+            j.items()
+                .iter()
+                .map(|item| decode_struct(Some(item), fields))
+                .collect()
+        })),
+    }
+}
+
+fn decode_struct(json: Option<&Json>, fields: &'static [Field]) -> GoValue {
+    let values = fields
+        .iter()
+        .map(|field| match field.ty {
+            // Embedded structs read their fields from the same JSON object.
+            Ty::Embed(_) => decode(json, field.ty),
+            _ => decode(json.and_then(|j| j.get(field.json)), field.ty),
+        })
+        .collect();
+    GoValue::Struct(fields, values)
+}
+
+impl GoValue {
+    fn is_empty(&self) -> bool {
+        match self {
+            GoValue::Nil => true,
+            GoValue::Str(s) => s.is_empty(),
+            GoValue::Number(n) => n.as_f64() == Some(0.0),
+            GoValue::Bool(b) => !b,
+            GoValue::Duration(d) => *d == 0,
+            GoValue::Slice(s) => s.as_ref().is_none_or(Vec::is_empty),
+            GoValue::Map(m) => m.as_ref().is_none_or(Vec::is_empty),
+            GoValue::Raw(j) => matches!(j, Json::Null),
+            GoValue::Time(_) | GoValue::Struct(..) => false,
+        }
+    }
+
+    /// `encoding/json` output, without HTML escaping.
+    fn to_json(&self, out: &mut String) {
+        match self {
+            GoValue::Nil | GoValue::Slice(None) | GoValue::Map(None) => out.push_str("null"),
+            GoValue::Str(s) | GoValue::Time(s) => write_go_string(out, s, false),
+            GoValue::Number(n) => out.push_str(&n.to_string()),
+            GoValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            GoValue::Duration(d) => out.push_str(&d.to_string()),
+            GoValue::Slice(Some(items)) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.to_json(out);
+                }
+                out.push(']');
+            }
+            GoValue::Map(Some(entries)) => {
+                out.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_go_string(out, k, false);
+                    out.push(':');
+                    v.to_json(out);
+                }
+                out.push('}');
+            }
+            GoValue::Struct(..) => {
+                out.push('{');
+                let mut first = true;
+                self.struct_fields_json(out, &mut first);
+                out.push('}');
+            }
+            GoValue::Raw(j) => out.push_str(&j.to_go_json(false)),
+        }
+    }
+
+    fn struct_fields_json(&self, out: &mut String, first: &mut bool) {
+        let GoValue::Struct(fields, values) = self else {
+            return;
+        };
+        for (field, value) in fields.iter().zip(values) {
+            if let Ty::Embed(_) = field.ty {
+                value.struct_fields_json(out, first);
+                continue;
+            }
+            if field.omitempty && value.is_empty() {
+                continue;
+            }
+            if !*first {
+                out.push(',');
+            }
+            *first = false;
+            write_go_string(out, field.json, false);
+            out.push(':');
+            value.to_json(out);
+        }
+    }
+
+    /// `fmt`'s `%v`.
+    fn go_text(&self) -> String {
+        match self {
+            GoValue::Nil => "<nil>".to_string(),
+            GoValue::Str(s) => s.clone(),
+            GoValue::Number(n) => n.to_string(),
+            GoValue::Bool(b) => b.to_string(),
+            GoValue::Duration(d) => go_duration(*d),
+            GoValue::Time(s) => go_time(s),
+            GoValue::Slice(items) => {
+                let parts: Vec<String> = items
+                    .iter()
+                    .flatten()
+                    .map(|v| v.go_text())
+                    .collect();
+                format!("[{}]", parts.join(" "))
+            }
+            GoValue::Map(entries) => {
+                let parts: Vec<String> = entries
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}:{}", v.go_text()))
+                    .collect();
+                format!("map[{}]", parts.join(" "))
+            }
+            GoValue::Struct(_, values) => {
+                let parts: Vec<String> = values.iter().map(|v| v.go_text()).collect();
+                format!("{{{}}}", parts.join(" "))
+            }
+            GoValue::Raw(j) => j.go_text(),
+        }
+    }
+
+    /// The template value, registering the JSON and print forms of structs, slices and
+    /// maps along the way.
+    fn to_value(&self, forms: &mut Forms) -> Value {
+        let value = match self {
+            GoValue::Nil => return Value::Nil,
+            GoValue::Str(s) => return Value::String(s.clone()),
+            GoValue::Number(n) => {
+                return match n.as_i64() {
+                    Some(i) => Value::from(i),
+                    None => Value::from(n.as_f64().unwrap_or(0.0)),
+                }
+            }
+            GoValue::Bool(b) => return Value::Bool(*b),
+            GoValue::Duration(_) | GoValue::Time(_) => {
+                // Printed through the print forms; compared as strings.
+                let v = Value::String(self.go_text());
+                let mut json = String::new();
+                self.to_json(&mut json);
+                forms.json.push((v.clone(), json));
+                return v;
+            }
+            GoValue::Slice(items) => Value::Array(
+                items
+                    .iter()
+                    .flatten()
+                    .map(|item| item.to_value(forms))
+                    .collect(),
+            ),
+            GoValue::Map(entries) => Value::Map(
+                entries
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.to_value(forms)))
+                    .collect::<HashMap<_, _>>(),
+            ),
+            GoValue::Struct(..) => {
+                let mut map = HashMap::new();
+                self.promote_fields(&mut map, forms);
+                let value = Value::Object(map);
+                forms.print.push((value.clone(), self.go_text()));
+                value
+            }
+            GoValue::Raw(j) => return super::template::map_value(j, forms),
+        };
+        // Empty slices and maps are left out: a nil and an empty one are the same value
+        // here but encode differently, so they take the generic encoding.
+        let empty = matches!(&value, Value::Array(a) if a.is_empty())
+            || matches!(&value, Value::Map(m) if m.is_empty());
+        if !empty {
+            let mut json = String::new();
+            self.to_json(&mut json);
+            forms.json.push((value.clone(), json));
+        }
+        value
+    }
+
+    fn promote_fields(&self, map: &mut HashMap<String, Value>, forms: &mut Forms) {
+        let GoValue::Struct(fields, values) = self else {
+            return;
+        };
+        for (field, value) in fields.iter().zip(values) {
+            if let Ty::Embed(_) = field.ty {
+                map.insert(field.go.to_string(), value.to_value(forms));
+                value.promote_fields(map, forms);
+            } else {
+                map.insert(field.go.to_string(), value.to_value(forms));
+            }
+        }
+    }
+}
+
+/// JSON and print renderings of template values, looked up by value.
+#[derive(Debug, Default)]
+pub struct Forms {
+    pub json: Vec<(Value, String)>,
+    pub print: Vec<(Value, String)>,
+}
+
+/// The typed template value of a raw JSON document of struct type `fields`.
+pub fn typed_value(doc: &Json, fields: &'static [Field]) -> (Value, Forms) {
+    let mut forms = Forms::default();
+    let go = decode_struct(Some(doc), fields);
+    let value = go.to_value(&mut forms);
+    (value, forms)
+}
+
+/// Go's `time.Duration.String` for nanoseconds.
+fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".to_string();
+    }
+    let sign = if ns < 0 { "-" } else { "" };
+    let ns = ns.unsigned_abs();
+    if ns < 1_000 {
+        return format!("{sign}{ns}ns");
+    }
+    if ns < 1_000_000 {
+        return format!("{sign}{}µs", trim_fraction(ns, 1_000));
+    }
+    if ns < 1_000_000_000 {
+        return format!("{sign}{}ms", trim_fraction(ns, 1_000_000));
+    }
+    let total_seconds = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let (h, m, s) = (total_seconds / 3600, (total_seconds / 60) % 60, total_seconds % 60);
+    let seconds = if frac == 0 {
+        s.to_string()
+    } else {
+        let digits = format!("{frac:09}");
+        format!("{s}.{}", digits.trim_end_matches('0'))
+    };
+    if h > 0 {
+        format!("{sign}{h}h{m}m{seconds}s")
+    } else if m > 0 {
+        format!("{sign}{m}m{seconds}s")
+    } else {
+        format!("{sign}{seconds}s")
+    }
+}
+
+fn trim_fraction(value: u64, unit: u64) -> String {
+    let whole = value / unit;
+    let frac = value % unit;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let width = unit.to_string().len() - 1;
+    let digits = format!("{frac:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Go's `time.Time.String` of an RFC 3339 timestamp, in the timestamp's own offset.
+fn go_time(s: &str) -> String {
+    match time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => {
+            let offset = i64::from(t.offset().whole_seconds());
+            let utc = t.to_offset(time::UtcOffset::UTC);
+            let mut local = LocalTime::utc(utc.unix_timestamp() + offset, t.nanosecond());
+            local.offset = offset;
+            if offset != 0 {
+                local.zone = String::new();
+            }
+            local.go_string()
+        }
+        Err(_) => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::template::{Data, Template};
+
+    const RAW: &str = r#"{"Id":"sha256:c1","RepoTags":["testimg:v1"],"RepoDigests":[],"Parent":"","Comment":"c","Created":"2026-11-22T20:04:03.417724438Z","Container":"","ContainerConfig":{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":null,"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null},"DockerVersion":"20.10.24","Author":"","Config":{"Hostname":"","Env":null,"Cmd":["sh"],"Labels":null,"Healthcheck":{"Test":["CMD","true"],"Interval":30000000000}},"Architecture":"amd64","Os":"linux","Size":1986676,"VirtualSize":1986676,"GraphDriver":{"Data":{"b":"2","a":"1"},"Name":"overlay2"},"RootFS":{"Type":"layers","Layers":["sha256:69"]},"Metadata":{"LastTagTime":"2026-11-22T20:04:03.41914161Z"}}"#;
+
+    fn render(template: &str) -> String {
+        let doc = Json::parse(RAW.as_bytes()).unwrap();
+        Template::parse(template)
+            .unwrap()
+            .render(&Data::typed(&doc, IMAGE_INSPECT))
+            .unwrap()
+    }
+
+    #[test]
+    fn json_follows_go_structs() {
+        assert_eq!(
+            render("{{json .Config}}"),
+            r#"{"Cmd":["sh"],"Healthcheck":{"Test":["CMD","true"],"Interval":30000000000}}"#
+        );
+        assert_eq!(render("{{json .GraphDriver.Data}}"), r#"{"a":"1","b":"2"}"#);
+        assert_eq!(render("{{json .RootFS}}"), r#"{"Type":"layers","Layers":["sha256:69"]}"#);
+        assert_eq!(render("{{json .RepoDigests}}"), "[]");
+    }
+
+    #[test]
+    fn prints_like_go() {
+        assert_eq!(
+            render("{{.ContainerConfig}}"),
+            "{   false false false map[] false false false [] [] <nil> false  map[]  [] false  [] map[]  <nil> []}"
+        );
+        assert_eq!(
+            render("{{.Config.Labels}}|{{.Config.Env}}|{{.Config.Cmd}}|{{.Size}}|{{.ID}}"),
+            "map[]|[]|[sh]|1986676|sha256:c1"
+        );
+        assert_eq!(render("{{.Config.Healthcheck.Interval}}"), "30s");
+        assert_eq!(
+            render("{{.Metadata.LastTagTime}}"),
+            "2026-11-22 20:04:03.41914161 +0000 UTC"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_fail_so_the_raw_view_is_used() {
+        let doc = Json::parse(RAW.as_bytes()).unwrap();
+        let t = Template::parse("{{.Id}}").unwrap();
+        assert!(t.render(&Data::typed(&doc, IMAGE_INSPECT)).is_err());
+        assert_eq!(t.render(&Data::raw(&doc)).unwrap(), "sha256:c1");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(1_500_000_000), "1.5s");
+        assert_eq!(go_duration(90_000_000_000), "1m30s");
+        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(go_duration(2_500_000), "2.5ms");
+        assert_eq!(go_duration(750), "750ns");
+    }
+}

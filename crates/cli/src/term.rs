@@ -1,0 +1,64 @@
+//! Terminal handling: detection, width, prompts and reading a password without echo.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::os::fd::AsFd;
+
+use nix::sys::termios::{self, LocalFlags, SetArg};
+
+/// Whether standard output is a terminal.
+pub fn stdout_is_terminal() -> bool {
+    io::stdout().is_terminal()
+}
+
+/// Whether standard input is a terminal.
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}
+
+/// The width of the terminal on standard output, or 200 (docker's default) when unknown.
+pub fn stdout_width() -> usize {
+    // SAFETY: `winsize` is plain old data, so an all-zero value is valid.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a `winsize` into the pointed-to struct, which lives for the
+    // duration of the call; the descriptor is only queried.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    if rc == 0 && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        200
+    }
+}
+
+/// Prints `message` and reads one line from standard input, trimmed.
+pub fn read_line(out: &mut dyn Write, message: &str) -> io::Result<Option<String>> {
+    out.write_all(message.as_bytes())?;
+    out.flush()?;
+    let mut line = String::new();
+    let n = io::stdin().lock().read_line(&mut line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line.trim().to_string()))
+}
+
+/// docker's confirmation prompt: true only for "y" or "Y".
+pub fn confirm(out: &mut dyn Write, message: &str) -> io::Result<bool> {
+    let answer = read_line(out, &format!("{message} [y/N] "))?;
+    Ok(answer.is_some_and(|a| a.eq_ignore_ascii_case("y")))
+}
+
+/// Reads a line with terminal echo turned off (restored afterwards, also on error).
+pub fn read_secret(out: &mut dyn Write, message: &str) -> io::Result<Option<String>> {
+    let stdin = io::stdin();
+    let saved = termios::tcgetattr(stdin.as_fd()).ok();
+    if let Some(original) = &saved {
+        let mut quiet = original.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &quiet);
+    }
+    let result = read_line(out, message);
+    if let Some(original) = &saved {
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, original);
+    }
+    result
+}

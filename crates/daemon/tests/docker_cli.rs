@@ -1,0 +1,157 @@
+//! The real docker CLI against berthd: every image command a docker user types.
+
+mod common;
+
+use common::*;
+
+fn setup() -> Option<(Daemon, Registry, tempfile::TempDir)> {
+    if !have(&["docker", "skopeo", "docker-registry"]) {
+        return None;
+    }
+    let work = tempfile::Builder::new().prefix("images-").tempdir_in("/var/tmp").unwrap();
+    Some((Daemon::start(&[]), Registry::start(&[]), work))
+}
+
+#[test]
+fn version_info_and_ping() {
+    if !have(&["docker"]) {
+        return;
+    }
+    let daemon = Daemon::start(&[]);
+    let version = ok(daemon.docker(&["version", "--format", "{{.Server.Version}} {{.Server.APIVersion}} {{.Server.Os}}"]));
+    assert_eq!(version.trim(), format!("{} 1.45 linux", env!("CARGO_PKG_VERSION")));
+    let info = ok(daemon.docker(&["info", "--format", "{{.Driver}} {{.Images}} {{.DockerRootDir}}"]));
+    assert_eq!(info.trim(), format!("overlay2 0 {}", daemon.data_root.display()));
+    let df = ok(daemon.docker(&["system", "df"]));
+    assert!(df.contains("Images") && df.contains("0B"), "{df}");
+}
+
+#[test]
+fn pull_list_inspect_history_tag_rmi() {
+    let Some((daemon, registry, work)) = setup() else { return };
+    let rootfs = busybox_rootfs(work.path());
+    let extra = work.path().join("extra");
+    std::fs::create_dir_all(extra.join("data")).unwrap();
+    std::fs::write(extra.join("data/hello.txt"), "hello\n").unwrap();
+    let digest = push_test_image(&registry, &[&rootfs, &extra], "tools/busybox:1.0", &["--config-json", r#"{"Cmd":["sh"],"Labels":{"team":"core"}}"#]);
+    let image = format!("{}/tools/busybox:1.0", registry.addr);
+
+    let out = ok(daemon.docker(&["pull", &image]));
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(out.contains(&format!("Status: Downloaded newer image for {image}")), "{out}");
+    let again = ok(daemon.docker(&["pull", &image]));
+    assert!(again.contains("Image is up to date"), "{again}");
+
+    let list = ok(daemon.docker(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}", "--digests"]));
+    assert_eq!(list.trim(), format!("{}/tools/busybox:1.0 {digest}", registry.addr));
+    let by_label = ok(daemon.docker(&["images", "-q", "--filter", "label=team=core"]));
+    assert_eq!(by_label.lines().count(), 1, "{by_label}");
+    assert!(ok(daemon.docker(&["images", "-q", "--filter", "label=team=other"])).trim().is_empty());
+
+    let layers = ok(daemon.docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}} {{.Config.Labels.team}} {{.Os}}", &image]));
+    assert_eq!(layers.trim(), "2 core linux");
+    let history = ok(daemon.docker(&["history", "-q", &image]));
+    assert_eq!(history.lines().count(), 2, "{history}");
+
+    ok(daemon.docker(&["tag", &image, "mine:v1"]));
+    let out = ok(daemon.docker(&["rmi", "mine:v1"]));
+    assert_eq!(out.trim(), "Untagged: mine:v1");
+    ok(daemon.docker(&["tag", &image, "mine:v1"]));
+    let id = ok(daemon.docker(&["images", "-q", "mine:v1"])).trim().to_string();
+    let err = fails(daemon.docker(&["rmi", &id]));
+    assert!(err.contains("must be forced") && err.contains("referenced in multiple repositories"), "{err}");
+    let out = ok(daemon.docker(&["rmi", "-f", &id]));
+    assert!(out.contains("Untagged: mine:v1") && out.contains("Deleted: sha256:"), "{out}");
+    assert!(ok(daemon.docker(&["images", "-q"])).trim().is_empty());
+    let df = ok(daemon.docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Size}}"]));
+    assert!(df.contains("Images 0 0B"), "{df}");
+    // Nothing is left on disk: no layer directory and no blob.
+    let layers_dir = daemon.data_root.join("image/layers");
+    assert_eq!(std::fs::read_dir(&layers_dir).unwrap().count(), 0);
+}
+
+#[test]
+fn pull_errors_are_clear() {
+    let Some((daemon, registry, _work)) = setup() else { return };
+    let err = fails(daemon.docker(&["pull", &format!("{}/nothing/here:1", registry.addr)]));
+    assert!(err.contains("not found") || err.contains("manifest unknown"), "{err}");
+    let err = fails(daemon.docker(&["pull", "Upper/Case"]));
+    assert!(err.contains("invalid reference format"), "{err}");
+    let err = fails(daemon.docker(&["image", "inspect", "nosuchimage"]));
+    assert!(err.contains("No such image"), "{err}");
+    let err = fails(daemon.docker(&["rmi", "nosuchimage"]));
+    assert!(err.contains("No such image"), "{err}");
+}
+
+#[test]
+fn events_report_image_actions() {
+    let Some((daemon, registry, work)) = setup() else { return };
+    let rootfs = busybox_rootfs(work.path());
+    push_test_image(&registry, &[&rootfs], "ev:1", &[]);
+    let image = format!("{}/ev:1", registry.addr);
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 1;
+    ok(daemon.docker(&["pull", &image]));
+    ok(daemon.docker(&["tag", &image, "ev2:latest"]));
+    ok(daemon.docker(&["rmi", "ev2:latest"]));
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
+    let out = ok(daemon.docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}}",
+    ]));
+    let actions: Vec<&str> = out.lines().collect();
+    assert_eq!(actions, vec!["pull", "tag", "untag"], "{out}");
+}
+
+#[test]
+fn sigterm_is_a_clean_shutdown() {
+    let mut daemon = Daemon::start(&[]);
+    let status = daemon.stop();
+    assert!(status.success(), "{status}");
+    assert!(!daemon.socket.exists(), "socket removed");
+    assert!(!daemon.dir.path().join("berthd.pid").exists(), "pid file removed");
+    daemon.spawn();
+}
+
+#[test]
+fn a_second_daemon_on_the_same_pidfile_refuses() {
+    let daemon = Daemon::start(&[]);
+    let out = run(
+        std::process::Command::new(berthd_bin())
+            .arg("--pidfile")
+            .arg(daemon.dir.path().join("berthd.pid"))
+            .arg("--data-root")
+            .arg(daemon.dir.path().join("other"))
+            .arg("-H")
+            .arg(format!("unix://{}/other.sock", daemon.dir.path().display())),
+        None,
+    );
+    let err = fails(out);
+    assert!(err.contains("pid file found"), "{err}");
+}
+
+#[test]
+fn tcp_without_tls_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        std::process::Command::new(berthd_bin())
+            .arg("--config-file")
+            .arg("/dev/null")
+            .arg("--pidfile")
+            .arg(dir.path().join("pid"))
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("-H")
+            .arg("tcp://127.0.0.1:0"),
+        None,
+    );
+    let err = fails(out);
+    assert!(err.contains("needs TLS with client certificate verification"), "{err}");
+}
