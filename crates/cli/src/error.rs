@@ -61,13 +61,13 @@ pub enum Error {
     TemplateStatus(String),
     #[error("{0}")]
     Reference(#[from] ReferenceError),
-    #[error("{operation} {}: {source}", path.display())]
+    #[error("{operation} {}: {}", path.display(), go_io_error(source))]
     File {
         operation: &'static str,
         path: PathBuf,
         source: io::Error,
     },
-    #[error("{operation}: {source}")]
+    #[error("{operation}: {}", go_io_error(source))]
     Io {
         operation: &'static str,
         source: io::Error,
@@ -139,6 +139,21 @@ impl Error {
     }
 }
 
+/// An I/O error worded as Go words it ("no such file or directory"), since docker's
+/// messages are what scripts expect.
+pub fn go_io_error(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(i)) => text[..i].to_string(),
+        _ => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 /// The CLI's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -158,6 +173,12 @@ mod tests {
         assert_eq!(Error::Flags("unknown flag: --x".into()).exit_code(), 125);
         assert_eq!(Error::TemplateStatus("bad".into()).exit_code(), 64);
         assert_eq!(Error::Cancelled.exit_code(), 0);
+        let missing = Error::File {
+            operation: "open",
+            path: "/x".into(),
+            source: io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        assert_eq!(missing.to_string(), "open /x: no such file or directory");
         let both = Error::Multiple(vec![Error::Usage("a".into()), Error::Usage("b".into())]);
         assert_eq!(both.to_string(), "a\nb");
     }

@@ -67,7 +67,9 @@ fn run(argv: &[String]) -> Result<()> {
     }
     let hosts = parsed.list("host");
     if hosts.len() > 1 {
-        return Err(Error::InvalidArgument("Specify only one -H".to_string()));
+        return Err(Error::InvalidArgument(format!(
+            "Failed to initialize: unable to resolve {BIN} endpoint: Specify only one -H"
+        )));
     }
     let host = hosts
         .into_iter()

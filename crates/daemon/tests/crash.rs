@@ -62,7 +62,7 @@ fn kill9_during_pulls_then_check_and_resume() {
     // A big incompressible layer keeps the download going long enough to be interrupted.
     let big = work.path().join("big");
     std::fs::create_dir_all(&big).unwrap();
-    ok(run(Command::new("dd").args(["if=/dev/urandom", "bs=1M", "count=400", "status=none"]).arg(format!("of={}/blob", big.display())), None));
+    ok(run(Command::new("dd").args(["if=/dev/urandom", "bs=1M", "count=300", "status=none"]).arg(format!("of={}/blob", big.display())), None));
     push_test_image(&registry, &[&rootfs, &big], "crash/big:1", &["--compression", "none"]);
     let image = format!("{}/crash/big:1", registry.addr);
 

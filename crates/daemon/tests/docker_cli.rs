@@ -155,3 +155,79 @@ fn tcp_without_tls_is_refused() {
     let err = fails(out);
     assert!(err.contains("needs TLS with client certificate verification"), "{err}");
 }
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+fn make_certs(dir: &std::path::Path) {
+    let sh = |script: &str| ok(run(std::process::Command::new("sh").arg("-ec").arg(script).current_dir(dir), None));
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 -subj /CN=test-ca 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout key.pem -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 2 -extfile server.ext 2>/dev/null
+        mkdir -p client && openssl req -newkey rsa:2048 -nodes -keyout client/key.pem -out client.csr -subj /CN=client 2>/dev/null
+        printf 'extendedKeyUsage=clientAuth\\n' > client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out client/cert.pem -days 2 -extfile client.ext 2>/dev/null
+        cp ca.pem client/ca.pem
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout other-key.pem -out other.pem -days 2 -subj /CN=other 2>/dev/null
+        mkdir -p stranger && cp other.pem stranger/cert.pem && cp other-key.pem stranger/key.pem && cp ca.pem stranger/ca.pem");
+}
+
+#[test]
+fn tcp_with_tls_requires_a_client_certificate() {
+    if !have(&["docker", "openssl"]) {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let daemon = Daemon::start(&["-H", &tcp, "--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("cert.pem"), "--tlskey", &p("key.pem")]);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let with = |dir: &str, args: &[&str]| {
+        let mut cmd = std::process::Command::new(docker_cli());
+        cmd.env("DOCKER_CONFIG", daemon.dir.path().join("docker-config")).env("DOCKER_CERT_PATH", certs.path().join(dir)).env("DOCKER_TLS_VERIFY", "1").args(["-H", &tcp]).args(args);
+        run(&mut cmd, None)
+    };
+    let out = ok(with("client", &["version", "--format", "{{.Server.Version}}"]));
+    assert_eq!(out.trim(), env!("CARGO_PKG_VERSION"));
+    // A certificate the daemon's CA did not sign is refused during the handshake.
+    fails(with("stranger", &["version", "--format", "{{.Server.Version}}"]));
+    // And plain HTTP gets nothing.
+    let plain = run(std::process::Command::new("curl").args(["-s", "-m", "5", &format!("http://127.0.0.1:{port}/_ping")]), None);
+    assert_ne!(stdout(&plain).trim(), "OK");
+}
+
+#[test]
+fn login_and_private_pull() {
+    if !have(&["docker", "skopeo", "docker-registry", "htpasswd"]) {
+        return;
+    }
+    let registry = Registry::start(&["--htpasswd", "alice:s3cret"]);
+    let work = tempfile::Builder::new().prefix("login-").tempdir_in("/var/tmp").unwrap();
+    let rootfs = busybox_rootfs(work.path());
+    let layout = work.path().join("layout");
+    ok(run(std::process::Command::new(repo_root().join("tests/make-image.py")).arg(&layout).arg("--layer").arg(&rootfs), None));
+    ok(run(
+        std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false", "--dest-creds", "alice:s3cret"])
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("docker://{}/private/app:1", registry.addr)),
+        None,
+    ));
+    let daemon = Daemon::start(&[]);
+    let image = format!("{}/private/app:1", registry.addr);
+    let err = fails(daemon.docker(&["pull", &image]));
+    assert!(err.contains("no basic auth credentials") || err.contains("denied") || err.contains("unauthorized"), "{err}");
+    let err = fails(daemon.docker_with(docker_cli(), &["login", "-u", "alice", "--password-stdin", &registry.addr], Some(b"wrong\n")));
+    assert!(err.contains("401 Unauthorized") || err.contains("incorrect"), "{err}");
+    let out = ok(daemon.docker_with(docker_cli(), &["login", "-u", "alice", "--password-stdin", &registry.addr], Some(b"s3cret\n")));
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let out = ok(daemon.docker(&["pull", &image]));
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    ok(daemon.docker(&["logout", &registry.addr]));
+}

@@ -129,7 +129,7 @@ async fn save_by_id_has_no_names_and_shared_layers_are_written_once() {
     assert_eq!(streamed, std::fs::read(&archive).unwrap());
 
     // Unknown names fail before anything is written.
-    let names = vec!["shared/nope:1".to_string()];
+    let names = vec!["shared/nope:missing".to_string()];
     let err = engine.images.save(&names, Vec::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert_eq!(engine.images.save_stream(&names).await.unwrap_err().kind(), ErrorKind::NotFound);
@@ -463,7 +463,9 @@ async fn malicious_archives_are_refused_and_change_nothing() {
     };
     let not_an_archive = vec![("hello.txt", Item::File(b"hi".to_vec()))];
 
-    let cases: Vec<(&str, Vec<(&str, Item)>, &str)> = vec![
+    // (case, archive entries, what the error must say)
+    type Case<'a> = (&'a str, Vec<(&'a str, Item)>, &'a str);
+    let cases: Vec<Case> = vec![
         ("dotdot", dotdot, "\"../escape\""),
         ("absolute", absolute, "\"/tmp/berth-absolute-escape\""),
         ("symlink out", symlink_out, "\"evil.tar\""),
@@ -515,7 +517,7 @@ async fn import_reads_plain_gzip_and_zstd_tarballs() {
     for (path, name) in inputs {
         let id = engine.images.import(std::fs::File::open(&path).unwrap(), Some(&format!("imp/{name}")), &[], None, None).await.unwrap();
         let view = engine.images.inspect(&format!("imp/{name}:latest")).unwrap();
-        assert_eq!(view.parsed.rootfs.diff_ids, [diff_id.clone()], "{name}");
+        assert_eq!(view.parsed.rootfs.diff_ids, std::slice::from_ref(&diff_id), "{name}");
         assert_eq!(view.config["comment"], "Imported from -", "docker's default message");
         assert!(view.layer_dirs[0].join("bin/busybox").is_file());
         ids.push(id);

@@ -91,7 +91,7 @@ async fn push_reports_like_docker_and_the_image_comes_back() {
     // Again: every layer is already there, and the manifest (reused) has the same digest.
     let (lines, digests) = push(&engine.images, &name, Some("1"), None).await.unwrap();
     assert!(lines.contains(&format!("{short}: Layer already exists")), "{lines:?}");
-    assert_eq!(digests, [digest.clone()]);
+    assert_eq!(digests, std::slice::from_ref(&digest));
 
     // Another repository of the same registry: the layer is mounted, not uploaded.
     let other = format!("{}/team/copy", registry.addr);
@@ -139,7 +139,7 @@ async fn push_of_a_loaded_image_gzips_its_layer_once() {
     let after = blobs(&second);
     assert_eq!(after.len(), 2, "the gzip made for the push is kept");
     let gzip = after.iter().find(|b| b.media_type.ends_with("gzip")).unwrap();
-    assert_eq!(gzip.sources, [name.clone()]);
+    assert_eq!(gzip.sources, std::slice::from_ref(&name));
     // The next push reuses it.
     let (lines, digests_again) = push(&second.images, &name, Some("v1"), None).await.unwrap();
     assert_eq!(digests_again, digests);

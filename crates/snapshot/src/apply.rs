@@ -69,6 +69,9 @@ enum Form {
 /// of another type is replaced; a directory over a directory is merged. Nothing is fsynced: call
 /// [`crate::sync_filesystem`] once when all layers are in.
 ///
+/// The stream is read to its end, padding after the end-of-archive blocks included, so a digest
+/// computed over it covers the whole layer.
+///
 /// On error `dir` holds part of the layer: apply into a fresh directory and commit it (rename,
 /// metadata record) only on success, [`crate::remove_tree`] it otherwise.
 pub fn apply_layer(dir: &Path, tar: impl Read) -> Result<ApplyStats> {
@@ -90,6 +93,9 @@ fn apply(dir: &Path, tar: impl Read, form: Form) -> Result<ApplyStats> {
         let mut entry = entry.map_err(Error::ReadLayer)?;
         applier.entry(&mut entry)?;
     }
+    // Read to the end: the padding after the end-of-archive blocks belongs to the layer's digest,
+    // and a compressed stream checks its trailer only there.
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(Error::ReadLayer)?;
     applier.finish()
 }
 

@@ -98,3 +98,31 @@ fn gzip_writer_output_is_read_by_gzip() {
     decompress(&gz[..]).unwrap().read_to_end(&mut back).unwrap();
     assert!(back == tar);
 }
+
+#[test]
+fn the_stream_is_read_to_its_end() {
+    require_root();
+    // A reader that counts what was taken from it.
+    struct Counting<'a>(&'a [u8], usize);
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n;
+            Ok(n)
+        }
+    }
+    let mut tar = layer();
+    tar.extend_from_slice(&[0u8; 10240]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut counting = Counting(&tar, 0);
+    apply_layer(tmp.path(), &mut counting).unwrap();
+    assert_eq!(counting.1, tar.len(), "padding after the end of the archive was left unread");
+
+    // A gzip trailer with a wrong CRC is only seen at the very end of the stream.
+    let mut gz = tool("gzip", &["-c"], &layer());
+    let crc = gz.len() - 8;
+    gz[crc] ^= 0xff;
+    let tmp = tempfile::tempdir().unwrap();
+    let err = apply_layer(tmp.path(), decompress(&gz[..]).unwrap()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+}

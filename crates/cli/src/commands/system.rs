@@ -568,7 +568,13 @@ pub async fn info(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let mut connect_error = None;
     if needs_server {
         match get_doc(cli, "/info", "info").await {
-            Ok(doc) => fields.extend(doc.fields().iter().cloned()),
+            Ok(doc) => fields.extend(doc.fields().iter().map(|(k, v)| {
+                if k == "RegistryConfig" {
+                    (k.clone(), registry_config_as_docker_encodes_it(v))
+                } else {
+                    (k.clone(), v.clone())
+                }
+            })),
             Err(e @ (Error::Connect { .. } | Error::ConnectPermission { .. })) => {
                 connect_error = Some(e)
             }
@@ -588,6 +594,34 @@ pub async fn info(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let doc = Json::Object(fields);
     let text = template.render(&Data::from_json(&doc, GO_NAMES))?;
     print_out(&format!("{text}\n"))
+}
+
+/// docker re-encodes the registry configuration through a map: keys sorted, and the
+/// retired `AllowNondistributableArtifacts*` lists dropped when empty.
+fn registry_config_as_docker_encodes_it(config: &Json) -> Json {
+    fn sorted(j: &Json) -> Json {
+        match j {
+            Json::Object(fields) => {
+                let mut fields: Vec<(String, Json)> =
+                    fields.iter().map(|(k, v)| (k.clone(), sorted(v))).collect();
+                fields.sort_by(|a, b| a.0.cmp(&b.0));
+                Json::Object(fields)
+            }
+            Json::Array(items) => Json::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    match sorted(config) {
+        Json::Object(fields) => Json::Object(
+            fields
+                .into_iter()
+                .filter(|(k, v)| {
+                    !(k.starts_with("AllowNondistributableArtifacts") && v.items().is_empty())
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 async fn info_pretty(cli: &mut Cli, client_info: &Json, debug: bool) -> Result<()> {

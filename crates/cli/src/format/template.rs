@@ -307,6 +307,9 @@ impl Template {
 }
 
 fn parse_with(source: &str, funcs: &[(&str, Func)]) -> Result<gtmpl::Template, TemplateError> {
+    if let Some(line) = unclosed_action_line(source) {
+        return Err(TemplateError(format!("template: :{line}: unclosed action")));
+    }
     let mut template = gtmpl::Template::default();
     template.add_funcs(funcs);
     template
@@ -708,6 +711,19 @@ pub fn add_print_to_actions(source: &str) -> String {
     out
 }
 
+/// The line of the first action without its closing `}}`, as Go reports it.
+fn unclosed_action_line(source: &str) -> Option<usize> {
+    let mut offset = 0;
+    while let Some(start) = source[offset..].find("{{") {
+        let open = offset + start;
+        match action_end(&source[open + 2..]) {
+            Some(end) => offset = open + 2 + end + 2,
+            None => return Some(source[..open].matches('\n').count() + 1),
+        }
+    }
+    None
+}
+
 /// Byte offset of the closing `}}` of an action, skipping quoted text and comments.
 fn action_end(action: &str) -> Option<usize> {
     let bytes = action.as_bytes();
@@ -888,7 +904,10 @@ mod tests {
 
     #[test]
     fn parse_errors_are_reported() {
-        assert!(Template::parse("{{.A").is_err());
+        assert_eq!(
+            Template::parse("x\n{{.A}} {{.A").err(),
+            Some(TemplateError("template: :2: unclosed action".to_string()))
+        );
         assert!(Template::parse("{{nosuchfunc .A}}").is_err());
     }
 }

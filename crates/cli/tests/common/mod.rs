@@ -305,11 +305,23 @@ impl Drop for Registry {
 }
 
 /// What a command printed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Run {
     pub stdout: String,
     pub stderr: String,
     pub code: i32,
+    /// Standard output as bytes (archives are not text).
+    pub raw_stdout: Vec<u8>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("code", &self.code)
+            .field("stdout", &self.stdout.chars().take(4000).collect::<String>())
+            .field("stderr", &self.stderr)
+            .finish()
+    }
 }
 
 impl Run {
@@ -318,6 +330,7 @@ impl Run {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             code: out.status.code().unwrap_or(-1),
+            raw_stdout: out.stdout,
         }
     }
 
@@ -408,9 +421,11 @@ impl TestEnv {
 
     fn command(&self, program: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(program);
-        cmd.arg("-H")
-            .arg(self.daemon.host())
-            .args(args)
+        // Commands that pick their own daemon start with "-H".
+        if args.first() != Some(&"-H") {
+            cmd.arg("-H").arg(self.daemon.host());
+        }
+        cmd.args(args)
             .env("HOME", self.home.path())
             .env("BERTH_CONFIG", &self.berth_config)
             .env("DOCKER_CONFIG", &self.docker_config)
@@ -516,6 +531,7 @@ impl TestEnv {
                 stdout: normalize(&self.normalize(&r.stdout)),
                 stderr: normalize(&self.normalize(&r.stderr)),
                 code: r.code,
+                raw_stdout: Vec::new(),
             };
             let (nb, nd) = (norm(&b), norm(&d));
             if nb == nd {

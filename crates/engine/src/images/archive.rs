@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_distribution::manifest::media_type;
+use berth_distribution::manifest::{media_type, Descriptor, Index, Manifest, Platform};
 use berth_distribution::reference::Reference;
 use berth_snapshot::Compression;
 use berth_store::digest::Hasher;
@@ -214,47 +214,9 @@ struct DockerManifestOut {
     layers: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone)]
-struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    annotations: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    platform: Option<PlatformSpec>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Default)]
-struct PlatformSpec {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    variant: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct OciManifest {
-    #[serde(rename = "schemaVersion")]
-    schema_version: u32,
-    #[serde(rename = "mediaType", default, skip_serializing_if = "String::is_empty")]
-    media_type: String,
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct OciIndex {
-    #[serde(rename = "schemaVersion")]
-    schema_version: u32,
-    #[serde(rename = "mediaType", default, skip_serializing_if = "String::is_empty")]
-    media_type: String,
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
+/// A descriptor of archive content, no platform or annotations unless given.
+fn descriptor(media_type: &str, digest: String, size: u64, annotations: BTreeMap<String, String>) -> Descriptor {
+    Descriptor { media_type: media_type.to_string(), digest, size, urls: Vec::new(), annotations, platform: None, artifact_type: None }
 }
 
 /// Sends the archive to a channel in chunks, for a streamed HTTP body.
@@ -456,52 +418,44 @@ impl Images {
             sizes.insert(diff_id.to_string(), size);
         }
 
-        let mut index = OciIndex { schema_version: 2, media_type: MEDIA_OCI_INDEX.to_string(), manifests: Vec::new() };
+        let mut index = Index {
+            schema_version: 2,
+            media_type: Some(MEDIA_OCI_INDEX.to_string()),
+            artifact_type: None,
+            manifests: Vec::new(),
+            subject: None,
+            annotations: BTreeMap::new(),
+        };
         let mut docker_manifest = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for image in &plan.images {
             out.bytes(&format!("blobs/sha256/{}", image.id.hex()), &image.config, image.mtime)?;
-            let manifest = OciManifest {
+            let manifest = Manifest {
                 schema_version: 2,
-                media_type: MEDIA_OCI_MANIFEST.to_string(),
-                config: Descriptor {
-                    media_type: MEDIA_OCI_CONFIG.to_string(),
-                    digest: image.id.to_string(),
-                    size: image.config.len() as u64,
-                    annotations: None,
-                    platform: None,
-                },
+                media_type: Some(MEDIA_OCI_MANIFEST.to_string()),
+                artifact_type: None,
+                config: descriptor(MEDIA_OCI_CONFIG, image.id.to_string(), image.config.len() as u64, BTreeMap::new()),
                 layers: image
                     .diff_ids
                     .iter()
-                    .map(|d| Descriptor {
-                        media_type: MEDIA_LAYER_TAR.to_string(),
-                        digest: d.clone(),
-                        size: sizes.get(d).copied().unwrap_or(0),
-                        annotations: None,
-                        platform: None,
-                    })
+                    .map(|d| descriptor(MEDIA_LAYER_TAR, d.clone(), sizes.get(d).copied().unwrap_or(0), BTreeMap::new()))
                     .collect(),
+                subject: None,
+                annotations: BTreeMap::new(),
             };
             let manifest_bytes = to_json(&manifest)?;
             let manifest_digest = Digest::sha256_of(&manifest_bytes);
             out.bytes(&format!("blobs/sha256/{}", manifest_digest.hex()), &manifest_bytes, image.mtime)?;
-            let descriptor = |annotations| Descriptor {
-                media_type: MEDIA_OCI_MANIFEST.to_string(),
-                digest: manifest_digest.to_string(),
-                size: manifest_bytes.len() as u64,
-                annotations,
-                platform: None,
-            };
+            let entry = |annotations| descriptor(MEDIA_OCI_MANIFEST, manifest_digest.to_string(), manifest_bytes.len() as u64, annotations);
             if image.tags.is_empty() {
-                index.manifests.push(descriptor(None));
+                index.manifests.push(entry(BTreeMap::new()));
             }
             for tag in &image.tags {
                 let short_tag = tag.tag().unwrap_or("latest").to_string();
-                index.manifests.push(descriptor(Some(BTreeMap::from([
+                index.manifests.push(entry(BTreeMap::from([
                     (ANNOTATION_IMAGE_NAME.to_string(), tag.to_string()),
                     (ANNOTATION_REF_NAME.to_string(), short_tag.clone()),
-                ]))));
+                ])));
                 if let Some(top) = image.diff_ids.last() {
                     repositories.entry(tag.familiar_name()).or_default().insert(short_tag, hex_of(top).to_string());
                 }
@@ -829,6 +783,11 @@ impl Images {
 
     /// Reads the whole archive once, storing each file entry (small ones in memory, large
     /// ones as blobs) and each link as an alias.
+    ///
+    /// A layer blob is kept in the form the archive has it: docker's uncompressed layer tars
+    /// stay uncompressed. Load spends no CPU on compression (docker's does none either), and
+    /// a later save copies the blob back byte for byte. The price is paid once, by the first
+    /// push, which gzips the layer and records that blob too.
     fn spool(&self, input: impl Read, created: &mut Vec<Digest>) -> Result<Spooled> {
         let plain = berth_snapshot::decompress(BufReader::with_capacity(COPY_BUFFER, input))
             .map_err(|e| bad_archive(format!("read archive: {e}")))?;
@@ -917,10 +876,10 @@ impl Images {
     /// Images listed by an OCI layout's `index.json`, with names from its annotations; from
     /// a multi-platform index, the host's platform.
     fn oci_images(&self, spooled: &Spooled, created: &mut Vec<Digest>) -> Result<Vec<LoadImage>> {
-        let index: OciIndex = self.read_json(spooled, "index.json")?;
+        let index: Index = self.read_json(spooled, "index.json")?;
         let mut out = Vec::new();
         for top in &index.manifests {
-            let annotations = top.annotations.clone().unwrap_or_default();
+            let annotations = &top.annotations;
             let (manifest_path, manifest) = self.oci_manifest_for_host(spooled, top, "index.json", 0)?;
             let Some(manifest) = manifest else { continue };
             let config_path = blob_path(&manifest.config.digest).map_err(|e| bad_entry(&manifest_path, e))?;
@@ -949,20 +908,20 @@ impl Images {
                 layers.push(source);
             }
             let mut tags = Vec::new();
-            if let Some(name) = oci_image_name(&annotations) {
+            if let Some(name) = oci_image_name(annotations) {
                 tags.push(parse_tag(&name).map_err(|e| bad_entry("index.json", e))?);
             }
             out.push(LoadImage { id: id.to_string(), chains: chain_ids(&config.rootfs.diff_ids), config, layers, tags });
         }
         if out.is_empty() {
-            return Err(bad_entry("index.json", format!("lists no image for linux/{}", crate::system::go_arch())));
+            return Err(bad_entry("index.json", format!("lists no image for {}", Platform::host())));
         }
         Ok(out)
     }
 
     /// Follows a descriptor to an image manifest; through an index, picks the host's
     /// platform. `None` for descriptors that are not images (attestations, artifacts).
-    fn oci_manifest_for_host(&self, spooled: &Spooled, desc: &Descriptor, from: &str, depth: usize) -> Result<(String, Option<OciManifest>)> {
+    fn oci_manifest_for_host(&self, spooled: &Spooled, desc: &Descriptor, from: &str, depth: usize) -> Result<(String, Option<Manifest>)> {
         let path = blob_path(&desc.digest).map_err(|e| bad_entry(from, e))?;
         if depth > 2 {
             return Err(bad_entry(&path, "indexes nested too deep"));
@@ -976,11 +935,10 @@ impl Images {
         let media_type = value.get("mediaType").and_then(|m| m.as_str()).unwrap_or(&desc.media_type).to_string();
         let is_index = media_type == MEDIA_OCI_INDEX || media_type == MEDIA_DOCKER_LIST || (media_type.is_empty() && value.get("manifests").is_some());
         if is_index {
-            let index: OciIndex = serde_json::from_value(value).map_err(|e| bad_entry(&path, format!("invalid index: {e}")))?;
-            let arch = crate::system::go_arch();
-            let chosen = index.manifests.iter().find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch));
-            let Some(chosen) = chosen else {
-                return Err(bad_entry(&path, format!("the index has no image for linux/{arch}")));
+            let index: Index = serde_json::from_value(value).map_err(|e| bad_entry(&path, format!("invalid index: {e}")))?;
+            let host = Platform::host();
+            let Some(chosen) = host.select(&index.manifests) else {
+                return Err(bad_entry(&path, format!("the index has no image for {host}")));
             };
             return self.oci_manifest_for_host(spooled, chosen, &path, depth + 1);
         }
@@ -988,7 +946,7 @@ impl Images {
             tracing::info!(entry = %path, media_type = %media_type, "skipping a non-image manifest in an archive");
             return Ok((path, None));
         }
-        let manifest: OciManifest = serde_json::from_value(value).map_err(|e| bad_entry(&path, format!("invalid manifest: {e}")))?;
+        let manifest: Manifest = serde_json::from_value(value).map_err(|e| bad_entry(&path, format!("invalid manifest: {e}")))?;
         Ok((path, Some(manifest)))
     }
 

@@ -232,8 +232,12 @@ impl Images {
                     continue;
                 }
             }
+            let mut view = view;
             if let Some(patterns) = filters.get("reference") {
-                if !view.repo_tags.iter().any(|t| patterns.iter().any(|p| reference_matches(p, t))) {
+                // As dockerd does, only the names that matched are listed.
+                view.repo_tags.retain(|t| patterns.iter().any(|p| reference_matches(p, t)));
+                view.repo_digests.retain(|d| patterns.iter().any(|p| reference_matches(p, d.split('@').next().unwrap_or(d))));
+                if view.repo_tags.is_empty() {
                     continue;
                 }
             }
