@@ -272,20 +272,64 @@ async fn search(State(engine): AppState, RawQuery(raw): RawQuery, headers: Heade
     ))
 }
 
-async fn save(_engine: Arc<Engine>, names: Vec<String>) -> ApiResult<Response> {
-    let _ = names;
-    Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "save is not available yet"))
+/// A request body as a blocking reader, for engine work that runs on a blocking thread.
+fn body_reader(body: Body) -> impl std::io::Read + Send + 'static {
+    use futures_util::TryStreamExt;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
 }
 
-async fn load(_engine: Arc<Engine>, _quiet: bool, _body: Body) -> ApiResult<Response> {
-    Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "load is not available yet"))
+/// `GET /images/get` and `/images/{name}/get`: the archive streams as it is written.
+async fn save(engine: Arc<Engine>, names: Vec<String>) -> ApiResult<Response> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image names given to save"));
+    }
+    let chunks = engine.images.save_stream(&names).await?;
+    let stream = tokio_stream::wrappers::ReceiverStream::new(chunks);
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/x-tar")], Body::from_stream(stream)).into_response())
 }
 
-async fn import(_engine: Arc<Engine>, _source: &str, _query: &Query, _body: Body) -> ApiResult<Response> {
-    Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "import is not available yet"))
+/// `POST /images/load`: the archive is read as it arrives; the result lines are docker's.
+async fn load(engine: Arc<Engine>, quiet: bool, body: Body) -> ApiResult<Response> {
+    let input = body_reader(body);
+    Ok(stream::progress(move |progress| async move {
+        let lines = engine.images.load(input, quiet, &progress).await?;
+        for line in lines {
+            progress.send(berth_engine::ProgressMessage { stream: Some(format!("{line}\n")), ..Default::default() });
+        }
+        Ok(())
+    })
+    .await)
 }
 
-async fn push(_engine: Arc<Engine>, _name: &str, _query: &Query, headers: &HeaderMap) -> ApiResult<Response> {
-    let _ = registry_auth(headers)?;
-    Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "push is not available yet"))
+/// `POST /images/create?fromSrc=-`: a root filesystem tarball in the body becomes an image.
+async fn import(engine: Arc<Engine>, source: &str, query: &Query, body: Body) -> ApiResult<Response> {
+    if source != "-" {
+        return Err(ApiError::bad_request(format!("importing from {source:?} is not supported: send the tarball in the request body (fromSrc=-)")));
+    }
+    let repo = query.get("repo").unwrap_or("").to_string();
+    let tag = query.get("tag").unwrap_or("").to_string();
+    let repo_tag = match (repo.is_empty(), tag.is_empty()) {
+        (true, _) => None,
+        (false, true) => Some(repo),
+        (false, false) => Some(format!("{repo}:{tag}")),
+    };
+    let changes = query.all("changes");
+    let message = query.get("message").map(str::to_string);
+    let platform = query.get("platform").map(str::to_string);
+    let input = body_reader(body);
+    Ok(stream::progress(move |progress| async move {
+        let id = engine.images.import(input, repo_tag.as_deref(), &changes, message.as_deref(), platform.as_deref()).await?;
+        progress.status(None, id);
+        Ok(())
+    })
+    .await)
+}
+
+/// `POST /images/{name}/push`: progress as docker streams it; credentials from X-Registry-Auth.
+async fn push(engine: Arc<Engine>, name: &str, query: &Query, headers: &HeaderMap) -> ApiResult<Response> {
+    let auth = registry_auth(headers)?;
+    let name = name.to_string();
+    let tag = query.get("tag").filter(|t| !t.is_empty()).map(str::to_string);
+    Ok(stream::progress(move |progress| async move { engine.images.push(&name, tag.as_deref(), auth, &progress).await }).await)
 }

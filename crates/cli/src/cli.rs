@@ -56,7 +56,9 @@ impl Cli {
         }
         match self.configs.as_mut() {
             Some(configs) => Ok(configs),
-            None => Err(Error::InvalidArgument("configuration not loaded".to_string())),
+            None => Err(Error::InvalidArgument(
+                "configuration not loaded".to_string(),
+            )),
         }
     }
 
@@ -77,7 +79,11 @@ pub async fn show_stream(
     on_aux: &mut dyn FnMut(serde_json::Value),
 ) -> Result<()> {
     let is_terminal = !quiet && term::stdout_is_terminal();
-    let width = if is_terminal { term::stdout_width() } else { 200 };
+    let width = if is_terminal {
+        term::stdout_width()
+    } else {
+        200
+    };
     let mut display = Display::new(is_terminal, width);
     let stdout = io::stdout();
     let mut stdout = stdout.lock();

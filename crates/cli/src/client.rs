@@ -53,12 +53,16 @@ pub type Body = BoxBody<Bytes, io::Error>;
 
 /// An empty body.
 pub fn empty() -> Body {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A body held in memory.
 pub fn full(data: impl Into<Bytes>) -> Body {
-    Full::new(data.into()).map_err(|never| match never {}).boxed()
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A body streamed from a reader (a file or stdin) by a helper thread, so a blocking
@@ -71,7 +75,10 @@ pub fn from_reader(mut reader: Box<dyn Read + Send>) -> Body {
             match reader.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => {
-                    if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -385,7 +392,12 @@ pub struct Ping {
     pub api_version: String,
 }
 
-fn build(method: Method, uri: &str, body: Body, headers: &[(&str, String)]) -> Result<Request<Body>> {
+fn build(
+    method: Method,
+    uri: &str,
+    body: Body,
+    headers: &[(&str, String)],
+) -> Result<Request<Body>> {
     let mut builder = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         builder = builder.header(*name, value.as_str());
@@ -474,7 +486,10 @@ pub fn version_less(a: &str, b: &str) -> bool {
     let parse = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
     let (a, b) = (parse(a), parse(b));
     for i in 0..a.len().max(b.len()) {
-        let (x, y) = (a.get(i).copied().unwrap_or(0), b.get(i).copied().unwrap_or(0));
+        let (x, y) = (
+            a.get(i).copied().unwrap_or(0),
+            b.get(i).copied().unwrap_or(0),
+        );
         if x != y {
             return x < y;
         }
@@ -500,7 +515,10 @@ mod tests {
             parse_host("localhost:1234").unwrap(),
             Endpoint::Tcp("localhost:1234".into())
         );
-        assert_eq!(parse_host("tcp://:99").unwrap(), Endpoint::Tcp("127.0.0.1:99".into()));
+        assert_eq!(
+            parse_host("tcp://:99").unwrap(),
+            Endpoint::Tcp("127.0.0.1:99".into())
+        );
         assert!(parse_host("unix://").is_err());
         assert!(parse_host("ssh://x").is_err());
         assert!(parse_host("tcp://host:port").is_err());
@@ -522,7 +540,10 @@ mod tests {
 
     #[test]
     fn escapes_paths() {
-        assert_eq!(escape_path("127.0.0.1:5000/a/b:v1"), "127.0.0.1:5000/a/b:v1");
+        assert_eq!(
+            escape_path("127.0.0.1:5000/a/b:v1"),
+            "127.0.0.1:5000/a/b:v1"
+        );
         assert_eq!(escape_path("a b#c?"), "a%20b%23c%3F");
     }
 

@@ -314,9 +314,7 @@ fn decode_auth(auth: &str) -> std::result::Result<(String, String), String> {
 
 /// docker's `ConvertToHostname`: "https://host:port/v1/" is "host:port".
 pub fn convert_to_hostname(address: &str) -> String {
-    let stripped = address
-        .split_once("://")
-        .map_or(address, |(_, rest)| rest);
+    let stripped = address.split_once("://").map_or(address, |(_, rest)| rest);
     stripped.split('/').next().unwrap_or(stripped).to_string()
 }
 
@@ -476,10 +474,15 @@ mod tests {
         .unwrap();
         let mut cfg = ConfigFile::load(dir.path()).unwrap();
         let auth = cfg.get_auth("127.0.0.1:5000").unwrap();
-        assert_eq!((auth.username.as_str(), auth.password.as_str()), ("user", "pass"));
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("user", "pass")
+        );
         assert_eq!(auth.serveraddress, "127.0.0.1:5000");
         assert_eq!(
-            cfg.get_auth("https://index.docker.io/v1/").unwrap().identitytoken,
+            cfg.get_auth("https://index.docker.io/v1/")
+                .unwrap()
+                .identitytoken,
             "tok"
         );
         assert_eq!(cfg.images_format(), Some("{{.ID}}"));
@@ -495,7 +498,10 @@ mod tests {
         assert!(stored);
         let text = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
         let json: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(json["auths"]["reg.example:443"]["auth"], STANDARD.encode("u2:p:2"));
+        assert_eq!(
+            json["auths"]["reg.example:443"]["auth"],
+            STANDARD.encode("u2:p:2")
+        );
         assert_eq!(json["auths"]["127.0.0.1:5000"]["auth"], "dXNlcjpwYXNz");
         assert_eq!(json["psFormat"], "x");
         assert!(json["auths"]["reg.example:443"].get("username").is_none());
@@ -508,10 +514,15 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
 
         let reloaded = ConfigFile::load(dir.path()).unwrap();
-        assert_eq!(reloaded.get_auth("reg.example:443").unwrap().password, "p:2");
+        assert_eq!(
+            reloaded.get_auth("reg.example:443").unwrap().password,
+            "p:2"
+        );
 
         cfg.erase_auth("reg.example:443").unwrap();
-        assert!(!ConfigFile::load(dir.path()).unwrap().has_auth("reg.example:443"));
+        assert!(!ConfigFile::load(dir.path())
+            .unwrap()
+            .has_auth("reg.example:443"));
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -527,7 +538,11 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG_FILE), "{not json").unwrap();
         let err = ConfigFile::load(dir.path()).unwrap_err();
         assert!(err.to_string().starts_with("loading config file"), "{err}");
-        std::fs::write(dir.path().join(CONFIG_FILE), r#"{"auths":{"x":{"auth":"!!"}}}"#).unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            r#"{"auths":{"x":{"auth":"!!"}}}"#,
+        )
+        .unwrap();
         assert!(ConfigFile::load(dir.path()).is_err());
     }
 
@@ -560,7 +575,11 @@ mod tests {
         std::fs::write(&helper, script).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         // The helper is found through PATH; this test owns the variable's change.
         std::env::set_var("PATH", path);
 
@@ -579,7 +598,10 @@ mod tests {
         let stored: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
         assert_eq!(stored["Secret"], "secret");
         let auth = cfg.get_auth("reg:1").unwrap();
-        assert_eq!((auth.username.as_str(), auth.password.as_str()), ("u", "secret"));
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("u", "secret")
+        );
         cfg.erase_auth("reg:1").unwrap();
         assert!(!store.exists());
     }
@@ -599,7 +621,10 @@ mod tests {
             String::from_utf8(decoded).unwrap(),
             r#"{"username":"u","password":"p","serveraddress":"s"}"#
         );
-        assert_eq!(convert_to_hostname("https://index.docker.io/v1/"), "index.docker.io");
+        assert_eq!(
+            convert_to_hostname("https://index.docker.io/v1/"),
+            "index.docker.io"
+        );
         assert_eq!(convert_to_hostname("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 }

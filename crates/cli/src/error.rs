@@ -34,7 +34,9 @@ pub enum Error {
     InvalidArgument(String),
     #[error("Cannot connect to the berth daemon at {host}. Is the berth daemon running?")]
     Connect { host: String, source: io::Error },
-    #[error("permission denied while trying to connect to the berth daemon socket at {host}: {source}")]
+    #[error(
+        "permission denied while trying to connect to the berth daemon socket at {host}: {source}"
+    )]
     ConnectPermission { host: String, source: io::Error },
     #[error("unable to parse berth host `{0}`")]
     BadHost(String),
@@ -168,7 +170,10 @@ mod tests {
             message: "No such image: x:latest".into(),
         };
         assert_eq!(e.kind(), ErrorKind::NotFound);
-        assert_eq!(e.to_string(), "Error response from daemon: No such image: x:latest");
+        assert_eq!(
+            e.to_string(),
+            "Error response from daemon: No such image: x:latest"
+        );
         assert_eq!(e.exit_code(), 1);
         assert_eq!(Error::Flags("unknown flag: --x".into()).exit_code(), 125);
         assert_eq!(Error::TemplateStatus("bad".into()).exit_code(), 64);

@@ -29,7 +29,12 @@ pub struct Flag {
 }
 
 impl Flag {
-    pub const fn new(long: &'static str, short: Option<char>, kind: Kind, help: &'static str) -> Flag {
+    pub const fn new(
+        long: &'static str,
+        short: Option<char>,
+        kind: Kind,
+        help: &'static str,
+    ) -> Flag {
         Flag {
             long,
             short,
@@ -164,7 +169,10 @@ impl Command {
             })
             .collect();
         lines.push(("  -h, --help".to_string(), "Print usage"));
-        lines.sort_by(|a, b| a.0.trim_start_matches([' ', '-']).cmp(b.0.trim_start_matches([' ', '-'])));
+        lines.sort_by(|a, b| {
+            a.0.trim_start_matches([' ', '-'])
+                .cmp(b.0.trim_start_matches([' ', '-']))
+        });
         let width = lines.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
         out.push_str("\nOptions:\n");
         for (name, help) in lines {
@@ -224,7 +232,7 @@ impl Parsed {
 
     /// An integer flag's value (0 when absent; validated while parsing).
     pub fn int(&self, long: &str) -> i64 {
-        self.last(long).and_then(|v| parse_int(v)).unwrap_or(0)
+        self.last(long).and_then(parse_int).unwrap_or(0)
     }
 }
 
@@ -251,11 +259,20 @@ fn parse_int(s: &str) -> Option<i64> {
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
     let digits = digits.replace('_', "");
-    let value = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+    let value = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
         i64::from_str_radix(hex, 16).ok()?
-    } else if let Some(bin) = digits.strip_prefix("0b").or_else(|| digits.strip_prefix("0B")) {
+    } else if let Some(bin) = digits
+        .strip_prefix("0b")
+        .or_else(|| digits.strip_prefix("0B"))
+    {
         i64::from_str_radix(bin, 2).ok()?
-    } else if let Some(oct) = digits.strip_prefix("0o").or_else(|| digits.strip_prefix("0O")) {
+    } else if let Some(oct) = digits
+        .strip_prefix("0o")
+        .or_else(|| digits.strip_prefix("0O"))
+    {
         i64::from_str_radix(oct, 8).ok()?
     } else if digits.len() > 1 && digits.starts_with('0') {
         i64::from_str_radix(&digits[1..], 8).ok()?
@@ -335,15 +352,12 @@ pub fn parse(cmd: &Command, argv: &[String]) -> Result<Outcome> {
         }
         // A group of shorthand flags: "-aq", "-fvalue", "-f value", "-f=value".
         let shorts = &arg[1..];
-        let mut chars = shorts.char_indices();
-        while let Some((pos, c)) = chars.next() {
+        for (pos, c) in shorts.char_indices() {
             if c == 'h' {
                 return Ok(Outcome::Help);
             }
             let Some(flag) = cmd.find_short(c) else {
-                return Err(cmd.flag_error(&format!(
-                    "unknown shorthand flag: '{c}' in -{shorts}"
-                )));
+                return Err(cmd.flag_error(&format!("unknown shorthand flag: '{c}' in -{shorts}")));
             };
             let rest = &shorts[pos + c.len_utf8()..];
             if flag.kind == Kind::Bool {
@@ -363,9 +377,7 @@ pub fn parse(cmd: &Command, argv: &[String]) -> Result<Outcome> {
                 i += 1;
                 v.clone()
             } else {
-                return Err(cmd.flag_error(&format!(
-                    "flag needs an argument: '{c}' in -{shorts}"
-                )));
+                return Err(cmd.flag_error(&format!("flag needs an argument: '{c}' in -{shorts}")));
             };
             check_value(cmd, flag, &value)?;
             parsed.values.push((flag.long, value));
@@ -441,10 +453,22 @@ mod tests {
     fn pflag_error_messages() {
         let usage = "\n\nUsage:  berth images [OPTIONS] [REPOSITORY[:TAG]]\n\nRun 'berth images --help' for more information";
         assert_eq!(error("--foo"), format!("unknown flag: --foo{usage}"));
-        assert_eq!(error("-x"), format!("unknown shorthand flag: 'x' in -x{usage}"));
-        assert_eq!(error("-ax"), format!("unknown shorthand flag: 'x' in -ax{usage}"));
-        assert_eq!(error("-f"), format!("flag needs an argument: 'f' in -f{usage}"));
-        assert_eq!(error("--format"), format!("flag needs an argument: --format{usage}"));
+        assert_eq!(
+            error("-x"),
+            format!("unknown shorthand flag: 'x' in -x{usage}")
+        );
+        assert_eq!(
+            error("-ax"),
+            format!("unknown shorthand flag: 'x' in -ax{usage}")
+        );
+        assert_eq!(
+            error("-f"),
+            format!("flag needs an argument: 'f' in -f{usage}")
+        );
+        assert_eq!(
+            error("--format"),
+            format!("flag needs an argument: --format{usage}")
+        );
         assert_eq!(
             error("-f foo"),
             format!("invalid argument \"foo\" for \"-f, --filter\" flag: bad format of filter (expected name=value){usage}")
@@ -457,7 +481,10 @@ mod tests {
             error("--all=maybe"),
             format!("invalid argument \"maybe\" for \"-a, --all\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax{usage}")
         );
-        assert_eq!(parse(&cmd(true), &words("--foo")).unwrap_err().exit_code(), 125);
+        assert_eq!(
+            parse(&cmd(true), &words("--foo")).unwrap_err().exit_code(),
+            125
+        );
     }
 
     #[test]
@@ -465,7 +492,9 @@ mod tests {
         let c = cmd(true);
         assert!(c.check_args(&words("a")).is_ok());
         let e = c.check_args(&words("a b")).unwrap_err();
-        assert!(e.to_string().starts_with("berth: 'berth images' requires at most 1 argument\n"));
+        assert!(e
+            .to_string()
+            .starts_with("berth: 'berth images' requires at most 1 argument\n"));
         assert_eq!(e.exit_code(), 1);
         let exact = Command {
             args: Args::Exact(2),
@@ -481,10 +510,18 @@ mod tests {
 
     #[test]
     fn help_lists_flags_aligned() {
-        assert!(matches!(parse(&cmd(true), &words("-h")).unwrap(), Outcome::Help));
-        assert!(matches!(parse(&cmd(true), &words("x --help")).unwrap(), Outcome::Help));
+        assert!(matches!(
+            parse(&cmd(true), &words("-h")).unwrap(),
+            Outcome::Help
+        ));
+        assert!(matches!(
+            parse(&cmd(true), &words("x --help")).unwrap(),
+            Outcome::Help
+        ));
         let help = cmd(true).help();
-        assert!(help.contains("\nUsage:  berth images [OPTIONS] [REPOSITORY[:TAG]]\n\nList images\n"));
+        assert!(
+            help.contains("\nUsage:  berth images [OPTIONS] [REPOSITORY[:TAG]]\n\nList images\n")
+        );
         assert!(help.contains("  -a, --all             Show all\n"));
         assert!(help.contains("  -f, --filter filter   Filter output\n"));
         assert!(help.contains("      --limit int       Max results\n"));

@@ -17,11 +17,26 @@ use crate::error::{Error, Result};
 use crate::flags::{Args, Command, Flag, Kind, Outcome, BIN};
 
 const GLOBAL_FLAGS: &[Flag] = &[
-    Flag::new("config", None, Kind::String, "Location of client config files"),
+    Flag::new(
+        "config",
+        None,
+        Kind::String,
+        "Location of client config files",
+    ),
     Flag::new("debug", Some('D'), Kind::Bool, "Enable debug mode"),
     Flag::new("host", Some('H'), Kind::List, "Daemon socket to connect to"),
-    Flag::new("log-level", Some('l'), Kind::String, "Set the logging level"),
-    Flag::new("version", Some('v'), Kind::Bool, "Print version information and quit"),
+    Flag::new(
+        "log-level",
+        Some('l'),
+        Kind::String,
+        "Set the logging level",
+    ),
+    Flag::new(
+        "version",
+        Some('v'),
+        Kind::Bool,
+        "Print version information and quit",
+    ),
 ];
 
 fn root_command() -> Command {
@@ -56,11 +71,17 @@ fn run(argv: &[String]) -> Result<()> {
         Outcome::Run(parsed) => parsed,
     };
     if parsed.bool("version") {
-        println!("{BIN} version {}, build {}", env!("CARGO_PKG_VERSION"), build_id());
+        println!(
+            "{BIN} version {}, build {}",
+            env!("CARGO_PKG_VERSION"),
+            build_id()
+        );
         return Ok(());
     }
     let level = parsed.string("log-level");
-    if !level.is_empty() && !["debug", "info", "warn", "error", "fatal", "panic", "trace"].contains(&level.as_str()) {
+    if !level.is_empty()
+        && !["debug", "info", "warn", "error", "fatal", "panic", "trace"].contains(&level.as_str())
+    {
         return Err(Error::Flags(format!(
             "Unable to parse logging level: {level}"
         )));

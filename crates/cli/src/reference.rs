@@ -52,7 +52,9 @@ impl Reference {
             return Err(ReferenceError::HexName(s.to_string()));
         }
         let (domain, remainder) = split_docker_domain(s);
-        let remote = remainder.split_once(':').map_or(remainder.as_str(), |(r, _)| r);
+        let remote = remainder
+            .split_once(':')
+            .map_or(remainder.as_str(), |(r, _)| r);
         if remote.to_lowercase() != remote {
             return Err(ReferenceError::Uppercase(remote.to_string()));
         }
@@ -165,7 +167,10 @@ fn is_hex_id(s: &str) -> bool {
 
 fn split_docker_domain(name: &str) -> (String, String) {
     let (domain, mut remote) = match name.split_once('/') {
-        None => (DEFAULT_DOMAIN.to_string(), format!("{OFFICIAL_PREFIX}{name}")),
+        None => (
+            DEFAULT_DOMAIN.to_string(),
+            format!("{OFFICIAL_PREFIX}{name}"),
+        ),
         Some((first, rest)) => {
             if first == "localhost" || first.contains('.') || first.contains(':') {
                 if first == LEGACY_DEFAULT_DOMAIN {
@@ -355,9 +360,15 @@ mod tests {
         assert_eq!(r.name(), "docker.io/library/busybox");
         assert_eq!(r.familiar_name(), "busybox");
         assert!(r.is_name_only());
-        assert_eq!(r.clone().with_default_tag().to_string(), "docker.io/library/busybox:latest");
+        assert_eq!(
+            r.clone().with_default_tag().to_string(),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(parsed("user/app:1.0").name(), "docker.io/user/app");
-        assert_eq!(parsed("index.docker.io/user/app").familiar_name(), "user/app");
+        assert_eq!(
+            parsed("index.docker.io/user/app").familiar_name(),
+            "user/app"
+        );
         let local = parsed("127.0.0.1:5000/test/img:v1");
         assert_eq!(local.familiar_name(), "127.0.0.1:5000/test/img");
         assert_eq!(local.to_string(), "127.0.0.1:5000/test/img:v1");
@@ -365,7 +376,10 @@ mod tests {
         assert_eq!(local.auth_key(), "127.0.0.1:5000");
         assert_eq!(parsed("localhost/x").auth_key(), "localhost");
         assert_eq!(parsed("busybox").auth_key(), INDEX_SERVER);
-        assert_eq!(parsed("docker.io/library/a/b").familiar_name(), "library/a/b");
+        assert_eq!(
+            parsed("docker.io/library/a/b").familiar_name(),
+            "library/a/b"
+        );
     }
 
     #[test]
@@ -390,7 +404,9 @@ mod tests {
     #[test]
     fn rejects_bad_references() {
         assert_eq!(
-            Reference::parse_normalized("Busybox").unwrap_err().to_string(),
+            Reference::parse_normalized("Busybox")
+                .unwrap_err()
+                .to_string(),
             "invalid reference format: repository name (library/Busybox) must be lowercase"
         );
         assert_eq!(

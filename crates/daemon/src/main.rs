@@ -64,6 +64,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         exec_root: config.exec_root.clone(),
         registry: berth_distribution::RegistryConfig {
             mirrors: config.registry_mirrors.clone(),
+            registry_mirrors: config.registry_host_mirrors.clone(),
             insecure: config.insecure_registries.clone(),
             ..Default::default()
         },

@@ -231,3 +231,27 @@ fn login_and_private_pull() {
     assert!(out.contains("Downloaded newer image"), "{out}");
     ok(daemon.docker(&["logout", &registry.addr]));
 }
+
+#[test]
+fn mirrors_serve_docker_hub_names_and_other_registries() {
+    let Some((_, origin, work)) = setup() else { return };
+    let mirror = Registry::start(&[]);
+    let rootfs = busybox_rootfs(work.path());
+    // docker.io/library/busybox exists only on the mirror (there is no Docker Hub here).
+    push_test_image(&mirror, &[&rootfs], "library/busybox:latest", &[]);
+    // origin/team/app exists only on the mirror configured for the origin's host.
+    push_test_image(&mirror, &[&rootfs], "team/app:2", &[]);
+    let config = serde_json::json!({
+        "registry-mirrors": [format!("http://{}", mirror.addr)],
+        "registry-host-mirrors": { origin.addr.clone(): [format!("http://{}", mirror.addr)] },
+    });
+    let daemon = Daemon::start_with_config(&config.to_string(), &[]);
+    let out = ok(daemon.docker(&["pull", "busybox"]));
+    assert!(out.contains("Downloaded newer image for busybox:latest"), "{out}");
+    let out = ok(daemon.docker(&["pull", &format!("{}/team/app:2", origin.addr)]));
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    let names = ok(daemon.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    assert!(names.contains("busybox:latest") && names.contains("/team/app:2"), "{names}");
+    let mirrors = ok(daemon.docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]));
+    assert!(mirrors.contains(&mirror.addr), "{mirrors}");
+}

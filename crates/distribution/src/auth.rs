@@ -17,7 +17,9 @@ pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
 
 const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
     &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_encode_padding(true).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_encode_padding(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -36,13 +38,25 @@ pub struct AuthConfig {
     pub auth: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub email: String,
-    #[serde(rename = "serveraddress", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "serveraddress",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub server_address: String,
     /// A refresh token a token server gave at login; used instead of the password.
-    #[serde(rename = "identitytoken", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "identitytoken",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub identity_token: String,
     /// A bearer token sent to the registry as it is.
-    #[serde(rename = "registrytoken", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "registrytoken",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub registry_token: String,
 }
 
@@ -100,14 +114,19 @@ impl AuthConfig {
 
     /// True when the config carries no credential at all.
     pub fn is_anonymous(&self) -> bool {
-        self.username_password().is_none() && self.identity_token.is_empty() && self.registry_token.is_empty()
+        self.username_password().is_none()
+            && self.identity_token.is_empty()
+            && self.registry_token.is_empty()
     }
 
     /// A key that tells credentials apart in caches without keeping them in clear.
     pub(crate) fn cache_key(&self) -> String {
         use sha2::Digest as _;
         let (user, pass) = self.username_password().unwrap_or_default();
-        let material = format!("{user}\0{pass}\0{}\0{}", self.identity_token, self.registry_token);
+        let material = format!(
+            "{user}\0{pass}\0{}\0{}",
+            self.identity_token, self.registry_token
+        );
         hex::encode(sha2::Sha256::digest(material.as_bytes()))
     }
 }
@@ -125,7 +144,10 @@ pub fn auth_key(domain: &str) -> String {
 /// `https://localhost:5000/v2/` -> `localhost:5000`; Docker Hub's names -> `docker.io`.
 pub fn registry_domain(server: &str) -> String {
     let s = server.trim();
-    let s = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
     let host = s.split('/').next().unwrap_or_default();
     match host {
         "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
@@ -152,7 +174,10 @@ impl Challenge {
 pub fn parse_challenges<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Challenge> {
     let mut out = Vec::new();
     for value in values {
-        let mut p = Parser { s: value.as_bytes(), i: 0 };
+        let mut p = Parser {
+            s: value.as_bytes(),
+            i: 0,
+        };
         while p.peek().is_some() {
             p.skip(|c| c == b' ' || c == b'\t' || c == b',');
             let scheme = p.token();
@@ -161,7 +186,10 @@ pub fn parse_challenges<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Ch
                 p.i = (p.i + 1).min(p.s.len());
                 continue;
             }
-            let mut challenge = Challenge { scheme: scheme.to_ascii_lowercase(), params: BTreeMap::new() };
+            let mut challenge = Challenge {
+                scheme: scheme.to_ascii_lowercase(),
+                params: BTreeMap::new(),
+            };
             while p.peek().is_some() {
                 p.skip(|c| c == b' ' || c == b'\t');
                 let save = p.i;
@@ -169,7 +197,11 @@ pub fn parse_challenges<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Ch
                 p.skip(|c| c == b' ' || c == b'\t');
                 if !name.is_empty() && p.eat(b'=') {
                     p.skip(|c| c == b' ' || c == b'\t');
-                    let value = if p.peek() == Some(b'"') { p.quoted() } else { p.token() };
+                    let value = if p.peek() == Some(b'"') {
+                        p.quoted()
+                    } else {
+                        p.token()
+                    };
                     challenge.params.insert(name.to_ascii_lowercase(), value);
                     p.skip(|c| c == b' ' || c == b'\t');
                     // Anything up to the next comma is not ours (a token68's padding, junk).
@@ -238,7 +270,10 @@ impl Parser<'_> {
 
 /// The scope for a repository: `repository:<path>:pull` or `...:pull,push`.
 pub fn repository_scope(path: &str, push: bool) -> String {
-    format!("repository:{path}:{}", if push { "pull,push" } else { "pull" })
+    format!(
+        "repository:{path}:{}",
+        if push { "pull,push" } else { "pull" }
+    )
 }
 
 /// What a token server answered.
@@ -276,13 +311,24 @@ pub(crate) struct TokenRequest<'a> {
 
 /// Gets a bearer token: POST with the refresh token when the credentials hold an identity
 /// token (OAuth2), otherwise GET with basic auth (anonymous without credentials).
-pub(crate) async fn fetch_token(http: &reqwest::Client, req: &TokenRequest<'_>) -> Result<Token, Error> {
-    let fail = |status: Option<u16>, detail: String| Error::Token { realm: req.realm.to_string(), status, detail };
-    let mut url = url::Url::parse(req.realm).map_err(|e| fail(None, format!("invalid realm: {e}")))?;
+pub(crate) async fn fetch_token(
+    http: &reqwest::Client,
+    req: &TokenRequest<'_>,
+) -> Result<Token, Error> {
+    let fail = |status: Option<u16>, detail: String| Error::Token {
+        realm: req.realm.to_string(),
+        status,
+        detail,
+    };
+    let mut url =
+        url::Url::parse(req.realm).map_err(|e| fail(None, format!("invalid realm: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(fail(None, "the realm is not an http(s) URL".into()));
     }
-    let identity_token = req.auth.map(|a| a.identity_token.as_str()).filter(|t| !t.is_empty());
+    let identity_token = req
+        .auth
+        .map(|a| a.identity_token.as_str())
+        .filter(|t| !t.is_empty());
     let request = if let Some(refresh) = identity_token {
         let mut form: Vec<(&str, &str)> = vec![
             ("grant_type", "refresh_token"),
@@ -299,9 +345,14 @@ pub(crate) async fn fetch_token(http: &reqwest::Client, req: &TokenRequest<'_>) 
         if req.offline {
             form.push(("access_type", "offline"));
         }
-        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
         http.post(url)
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .body(body)
     } else {
         let credentials = req.auth.and_then(AuthConfig::username_password);
@@ -327,17 +378,37 @@ pub(crate) async fn fetch_token(http: &reqwest::Client, req: &TokenRequest<'_>) 
         }
         r
     };
-    let resp = request.send().await.map_err(|e| fail(None, crate::client::error_chain(&e)))?;
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| fail(None, crate::client::error_chain(&e)))?;
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| fail(Some(status.as_u16()), crate::client::error_chain(&e)))?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| fail(Some(status.as_u16()), crate::client::error_chain(&e)))?;
     if !status.is_success() {
-        return Err(fail(Some(status.as_u16()), crate::client::error_detail(status, &body)));
+        return Err(fail(
+            Some(status.as_u16()),
+            crate::client::error_detail(status, &body),
+        ));
     }
-    let parsed: TokenResponse = serde_json::from_slice(&body)
-        .map_err(|e| fail(Some(status.as_u16()), format!("the answer is not a token response: {e}")))?;
-    let token = if parsed.token.is_empty() { parsed.access_token } else { parsed.token };
+    let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+        fail(
+            Some(status.as_u16()),
+            format!("the answer is not a token response: {e}"),
+        )
+    })?;
+    let token = if parsed.token.is_empty() {
+        parsed.access_token
+    } else {
+        parsed.token
+    };
     if token.is_empty() {
-        return Err(fail(Some(status.as_u16()), "the answer holds no token".into()));
+        return Err(fail(
+            Some(status.as_u16()),
+            "the answer holds no token".into(),
+        ));
     }
     Ok(Token {
         token,
@@ -361,23 +432,45 @@ mod tests {
         };
         let h = a.to_header();
         assert_eq!(AuthConfig::from_header(&h).unwrap(), Some(a.clone()));
-        assert_eq!(AuthConfig::from_header(h.trim_end_matches('=')).unwrap(), Some(a.clone()));
+        assert_eq!(
+            AuthConfig::from_header(h.trim_end_matches('=')).unwrap(),
+            Some(a.clone())
+        );
         let std = STANDARD.encode(serde_json::to_vec(&a).unwrap());
         assert_eq!(AuthConfig::from_header(&std).unwrap(), Some(a));
         assert_eq!(AuthConfig::from_header("").unwrap(), None);
         let e = AuthConfig::from_header("!!!").unwrap_err();
-        assert!(e.to_string().starts_with("invalid X-Registry-Auth header: not base64"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("invalid X-Registry-Auth header: not base64"),
+            "{e}"
+        );
         let e = AuthConfig::from_header(&URL_SAFE_LENIENT.encode("[1]")).unwrap_err();
-        assert!(e.to_string().starts_with("invalid X-Registry-Auth header: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("invalid X-Registry-Auth header: "),
+            "{e}"
+        );
         let json = r#"{"username":"u","password":"p","auth":"","email":"","serveraddress":"s","identitytoken":"i","registrytoken":"r"}"#;
-        let parsed = AuthConfig::from_header(&URL_SAFE_LENIENT.encode(json)).unwrap().unwrap();
-        assert_eq!((parsed.identity_token.as_str(), parsed.registry_token.as_str()), ("i", "r"));
+        let parsed = AuthConfig::from_header(&URL_SAFE_LENIENT.encode(json))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                parsed.identity_token.as_str(),
+                parsed.registry_token.as_str()
+            ),
+            ("i", "r")
+        );
         assert!(!format!("{parsed:?}").contains("\"p\""));
     }
 
     #[test]
     fn auth_field_is_decoded() {
-        let a = AuthConfig { auth: STANDARD.encode("bob:pa:ss"), ..AuthConfig::default() };
+        let a = AuthConfig {
+            auth: STANDARD.encode("bob:pa:ss"),
+            ..AuthConfig::default()
+        };
         assert_eq!(a.username_password(), Some(("bob".into(), "pa:ss".into())));
         assert!(!a.is_anonymous());
         assert!(AuthConfig::default().is_anonymous());
@@ -389,7 +482,10 @@ mod tests {
         assert_eq!(auth_key("docker.io"), DOCKER_HUB_AUTH_KEY);
         assert_eq!(auth_key("localhost:5000"), "localhost:5000");
         assert_eq!(registry_domain("https://index.docker.io/v1/"), "docker.io");
-        assert_eq!(registry_domain("http://localhost:5000/v2/"), "localhost:5000");
+        assert_eq!(
+            registry_domain("http://localhost:5000/v2/"),
+            "localhost:5000"
+        );
         assert_eq!(registry_domain("127.0.0.1:5000"), "127.0.0.1:5000");
         assert_eq!(registry_domain(""), "docker.io");
     }
@@ -403,9 +499,14 @@ mod tests {
         assert_eq!(c[0].scheme, "bearer");
         assert_eq!(c[0].param("realm"), Some("https://auth.docker.io/token"));
         assert_eq!(c[0].param("service"), Some("registry.docker.io"));
-        assert_eq!(c[0].param("scope"), Some("repository:samalba/my-app:pull,push"));
+        assert_eq!(
+            c[0].param("scope"),
+            Some("repository:samalba/my-app:pull,push")
+        );
 
-        let c = parse_challenges([r#"Basic realm="a \"quoted\" realm", Bearer realm=https://x/t, error=insufficient_scope"#]);
+        let c = parse_challenges([
+            r#"Basic realm="a \"quoted\" realm", Bearer realm=https://x/t, error=insufficient_scope"#,
+        ]);
         assert_eq!(c.len(), 2, "{c:?}");
         assert_eq!(c[0].scheme, "basic");
         assert_eq!(c[0].param("realm"), Some("a \"quoted\" realm"));
@@ -413,7 +514,10 @@ mod tests {
         assert_eq!(c[1].param("error"), Some("insufficient_scope"));
 
         let c = parse_challenges(["Negotiate abc==", "Basic"]);
-        assert_eq!(c.iter().map(|c| c.scheme.as_str()).collect::<Vec<_>>(), ["negotiate", "basic"]);
+        assert_eq!(
+            c.iter().map(|c| c.scheme.as_str()).collect::<Vec<_>>(),
+            ["negotiate", "basic"]
+        );
         let c = parse_challenges(["Basic, Bearer realm=x"]);
         assert_eq!(c.len(), 2, "{c:?}");
         assert_eq!(c[1].param("realm"), Some("x"));

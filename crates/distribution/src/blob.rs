@@ -31,7 +31,12 @@ pub struct BlobStream {
 
 impl BlobStream {
     pub(crate) fn empty(endpoint: Endpoint, size: u64) -> BlobStream {
-        BlobStream { inner: Box::pin(futures_util::stream::empty()), size: Some(size), offset: size, endpoint }
+        BlobStream {
+            inner: Box::pin(futures_util::stream::empty()),
+            size: Some(size),
+            offset: size,
+            endpoint,
+        }
     }
 
     /// The blob's total size, when the caller or the registry told it.
@@ -116,7 +121,12 @@ impl BlobState {
             let item = state.next_chunk().await?;
             Some((item, state))
         });
-        BlobStream { inner: Box::pin(inner), size, offset, endpoint }
+        BlobStream {
+            inner: Box::pin(inner),
+            size,
+            offset,
+            endpoint,
+        }
     }
 
     fn what(&self) -> String {
@@ -148,7 +158,15 @@ impl BlobState {
             let Some(body) = self.body.as_mut() else {
                 let opened = self
                     .client
-                    .open_blob(&self.endpoint, &self.repo, &self.digest, self.total, self.position, self.auth.as_ref(), false)
+                    .open_blob(
+                        &self.endpoint,
+                        &self.repo,
+                        &self.digest,
+                        self.total,
+                        self.position,
+                        self.auth.as_ref(),
+                        false,
+                    )
                     .await;
                 match opened {
                     Ok(o) => {
@@ -171,7 +189,9 @@ impl BlobState {
             match body.next().await {
                 Some(Ok(mut chunk)) => {
                     if self.skip > 0 {
-                        let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(chunk.len());
+                        let n = usize::try_from(self.skip)
+                            .unwrap_or(usize::MAX)
+                            .min(chunk.len());
                         chunk.advance(n);
                         self.skip -= n as u64;
                     }
@@ -191,7 +211,11 @@ impl BlobState {
                     return Some(Ok(chunk));
                 }
                 Some(Err(e)) => {
-                    let reason = format!("connection broke at byte {}: {}", self.position, error_chain(&e));
+                    let reason = format!(
+                        "connection broke at byte {}: {}",
+                        self.position,
+                        error_chain(&e)
+                    );
                     if let Some(e) = self.after_failure(reason).await {
                         return Some(Err(e));
                     }

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE, WWW_AUTHENTICATE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE,
+    LOCATION, RANGE, WWW_AUTHENTICATE,
+};
 use http::{Method, StatusCode};
 use tracing::{debug, warn};
 use url::Url;
@@ -29,6 +32,8 @@ const MAX_SMALL_BLOB_SIZE: u64 = 64 << 20;
 pub const MONOLITHIC_PUSH_MAX: u64 = 4 << 20;
 /// Error bodies are read up to this size for their message.
 const MAX_ERROR_BODY: usize = 64 << 10;
+/// Past this many cached tokens, expired ones are dropped (a long-running daemon sees many scopes).
+const MAX_CACHED_TOKENS: usize = 256;
 const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 
@@ -64,6 +69,14 @@ struct TokenKey {
 struct CachedToken {
     token: String,
     expires: Instant,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("max_retries", &self.inner.max_retries)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The raw bytes of a manifest or index and what they are.
@@ -108,8 +121,17 @@ struct Request {
 
 impl Request {
     fn new(method: Method, target: impl Into<String>) -> Request {
-        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
-        Request { method, target: target.into(), headers: HeaderMap::new(), body: None, idempotent }
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+        );
+        Request {
+            method,
+            target: target.into(),
+            headers: HeaderMap::new(),
+            body: None,
+            idempotent,
+        }
     }
 
     fn header(mut self, name: HeaderName, value: &str) -> Request {
@@ -209,9 +231,15 @@ pub(crate) fn error_detail(status: StatusCode, body: &[u8]) -> String {
 }
 
 fn looks_like_html(body: &[u8]) -> bool {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
     let head = String::from_utf8_lossy(&body[start..body.len().min(start + 64)]).to_lowercase();
-    head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head") || head.starts_with("<body")
+    head.starts_with("<!doctype html")
+        || head.starts_with("<html")
+        || head.starts_with("<head")
+        || head.starts_with("<body")
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
@@ -225,21 +253,31 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// Exponential backoff: 200ms, 400ms, ... capped at 5s.
 pub(crate) fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(1 << attempt.saturating_sub(1).min(5))).min(Duration::from_secs(5))
+    Duration::from_millis(200u64.saturating_mul(1 << attempt.saturating_sub(1).min(5)))
+        .min(Duration::from_secs(5))
 }
 
 /// The `rel="next"` target of a Link header.
 fn link_next(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(http::header::LINK).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
-        v.split(',').find_map(|link| {
-            let (target, params) = link.trim().split_once(';')?;
-            let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-            params
-                .split(';')
-                .any(|p| matches!(p.trim().replace(' ', "").as_str(), "rel=\"next\"" | "rel=next"))
-                .then(|| target.to_string())
+    headers
+        .get_all(http::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(',').find_map(|link| {
+                let (target, params) = link.trim().split_once(';')?;
+                let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+                params
+                    .split(';')
+                    .any(|p| {
+                        matches!(
+                            p.trim().replace(' ', "").as_str(),
+                            "rel=\"next\"" | "rel=next"
+                        )
+                    })
+                    .then(|| target.to_string())
+            })
         })
-    })
 }
 
 #[derive(serde::Deserialize)]
@@ -259,7 +297,9 @@ impl Client {
                 .read_timeout(Duration::from_secs(60))
                 .tcp_nodelay(true)
         };
-        let http = builder().build().map_err(|source| Error::HttpClient { source })?;
+        let http = builder()
+            .build()
+            .map_err(|source| Error::HttpClient { source })?;
         let http_insecure = builder()
             .danger_accept_invalid_certs(true)
             .build()
@@ -326,10 +366,19 @@ impl Client {
             let retries = if last_try { self.retries(ep) } else { 0 };
             let mut attempt = 0;
             let resp = loop {
-                match self.http_for(ep.skips_tls_verify()).get(url.clone()).send().await {
-                    Ok(r) if crate::error::is_retryable_status(r.status().as_u16()) && attempt < retries => {}
+                match self
+                    .http_for(ep.skips_tls_verify())
+                    .get(url.clone())
+                    .send()
+                    .await
+                {
+                    Ok(r)
+                        if crate::error::is_retryable_status(r.status().as_u16())
+                            && attempt < retries => {}
                     Ok(r) => break Ok(r),
-                    Err(e) if attempt < retries => debug!(url = %url, error = %error_chain(&e), "ping failed, retrying"),
+                    Err(e) if attempt < retries => {
+                        debug!(url = %url, error = %error_chain(&e), "ping failed, retrying")
+                    }
                     Err(e) => break Err(unreachable(error_chain(&e))),
                 }
                 attempt += 1;
@@ -348,7 +397,10 @@ impl Client {
                 }
                 Ok(r) => {
                     let challenges = auth::parse_challenges(
-                        r.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()),
+                        r.headers()
+                            .get_all(WWW_AUTHENTICATE)
+                            .iter()
+                            .filter_map(|v| v.to_str().ok()),
                     );
                     let ping = Arc::new(Ping { base, challenges });
                     self.lock_pings().insert(ep.clone(), ping.clone());
@@ -357,7 +409,11 @@ impl Client {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::Connect { registry: ep.label(), url: ep.to_string(), reason: "no URL to try".into() }))
+        Err(last.unwrap_or_else(|| Error::Connect {
+            registry: ep.label(),
+            url: ep.to_string(),
+            reason: "no URL to try".into(),
+        }))
     }
 
     fn lock_pings(&self) -> std::sync::MutexGuard<'_, HashMap<Endpoint, Arc<Ping>>> {
@@ -396,7 +452,11 @@ impl Client {
                 credentials: auth.map(AuthConfig::cache_key).unwrap_or_default(),
             };
             if !fresh {
-                if let Some(t) = self.lock_tokens().get(&key).filter(|t| t.expires > Instant::now()) {
+                if let Some(t) = self
+                    .lock_tokens()
+                    .get(&key)
+                    .filter(|t| t.expires > Instant::now())
+                {
                     return Ok(HeaderValue::from_str(&format!("Bearer {}", t.token)).ok());
                 }
             }
@@ -410,17 +470,35 @@ impl Client {
                 Some(h) => self.inner.endpoints.is_insecure(&h).await,
                 None => false,
             };
-            let request = TokenRequest { realm, service: bearer.param("service"), scopes, auth, offline: false };
+            let request = TokenRequest {
+                realm,
+                service: bearer.param("service"),
+                scopes,
+                auth,
+                offline: false,
+            };
             let token = auth::fetch_token(self.http_for(skip_verify), &request).await?;
             let header = HeaderValue::from_str(&format!("Bearer {}", token.token)).ok();
             let lifetime = token.expires_in.mul_f64(0.9);
-            self.lock_tokens().insert(key, CachedToken { token: token.token, expires: Instant::now() + lifetime });
+            let mut tokens = self.lock_tokens();
+            if tokens.len() >= MAX_CACHED_TOKENS {
+                let now = Instant::now();
+                tokens.retain(|_, t| t.expires > now);
+            }
+            tokens.insert(
+                key,
+                CachedToken {
+                    token: token.token,
+                    expires: Instant::now() + lifetime,
+                },
+            );
             return Ok(header);
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             if let Some((user, pass)) = auth.and_then(AuthConfig::username_password) {
                 use base64::Engine;
-                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
                 return Ok(HeaderValue::from_str(&format!("Basic {encoded}")).ok());
             }
         }
@@ -437,12 +515,17 @@ impl Client {
         auth: Option<&AuthConfig>,
     ) -> Result<reqwest::Response, Error> {
         let ping = self.ping(ep).await?;
-        let url = ping.base.join(&req.target).map_err(|e| Error::BadResponse {
-            registry: ep.label(),
-            request: req.target.clone(),
-            reason: format!("bad URL: {e}"),
-        })?;
-        let mut authorization = self.authorization(ep, &ping.challenges, scopes, auth, false).await?;
+        let url = ping
+            .base
+            .join(&req.target)
+            .map_err(|e| Error::BadResponse {
+                registry: ep.label(),
+                request: req.target.clone(),
+                reason: format!("bad URL: {e}"),
+            })?;
+        let mut authorization = self
+            .authorization(ep, &ping.challenges, scopes, auth, false)
+            .await?;
         let retries = if req.idempotent { self.retries(ep) } else { 0 };
         let mut attempt = 0;
         let mut reauthorized = false;
@@ -463,9 +546,14 @@ impl Client {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !reauthorized => {
                     reauthorized = true;
                     let challenges = auth::parse_challenges(
-                        resp.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()),
+                        resp.headers()
+                            .get_all(WWW_AUTHENTICATE)
+                            .iter()
+                            .filter_map(|v| v.to_str().ok()),
                     );
-                    let next = self.authorization(ep, &challenges, scopes, auth, true).await?;
+                    let next = self
+                        .authorization(ep, &challenges, scopes, auth, true)
+                        .await?;
                     if next.is_none() || next == authorization {
                         return Ok(resp);
                     }
@@ -473,13 +561,22 @@ impl Client {
                     authorization = next;
                     continue;
                 }
-                Ok(resp) if crate::error::is_retryable_status(resp.status().as_u16()) && attempt < retries => {
+                Ok(resp)
+                    if crate::error::is_retryable_status(resp.status().as_u16())
+                        && attempt < retries =>
+                {
                     debug!(url = %url, status = %resp.status(), "retrying");
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if attempt < retries => debug!(url = %url, error = %error_chain(&e), "retrying"),
+                Err(e) if attempt < retries => {
+                    debug!(url = %url, error = %error_chain(&e), "retrying")
+                }
                 Err(e) => {
-                    return Err(Error::Connect { registry: ep.label(), url: url.to_string(), reason: error_chain(&e) });
+                    return Err(Error::Connect {
+                        registry: ep.label(),
+                        url: url.to_string(),
+                        reason: error_chain(&e),
+                    });
                 }
             }
             attempt += 1;
@@ -495,12 +592,19 @@ impl Client {
         auth: Option<&AuthConfig>,
     ) -> Result<(Arc<Ping>, Option<HeaderValue>), Error> {
         let ping = self.ping(ep).await?;
-        let authorization = self.authorization(ep, &ping.challenges, scopes, auth, false).await?;
+        let authorization = self
+            .authorization(ep, &ping.challenges, scopes, auth, false)
+            .await?;
         Ok((ping, authorization))
     }
 
     /// Reads a body of at most `limit` bytes.
-    async fn read_body(ep: &Endpoint, request: &str, mut resp: reqwest::Response, limit: usize) -> Result<Bytes, Error> {
+    async fn read_body(
+        ep: &Endpoint,
+        request: &str,
+        mut resp: reqwest::Response,
+        limit: usize,
+    ) -> Result<Bytes, Error> {
         let mut buf = BytesMut::new();
         loop {
             match resp.chunk().await {
@@ -527,9 +631,15 @@ impl Client {
     }
 
     /// The error for a non-success answer, with the registry's message.
-    async fn status_error(ep: &Endpoint, request: &str, resp: reqwest::Response) -> (StatusCode, String) {
+    async fn status_error(
+        ep: &Endpoint,
+        request: &str,
+        resp: reqwest::Response,
+    ) -> (StatusCode, String) {
         let status = resp.status();
-        let body = Client::read_body(ep, request, resp, MAX_ERROR_BODY).await.unwrap_or_default();
+        let body = Client::read_body(ep, request, resp, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
         (status, error_detail(status, &body))
     }
 
@@ -550,16 +660,33 @@ impl Client {
         if !status.is_success() {
             let (status, detail) = Client::status_error(ep, &request, resp).await;
             return Err(match status.as_u16() {
-                404 => Error::ManifestNotFound { reference: r.familiar_string(), detail },
-                401 | 403 => Error::PullDenied { name: r.familiar_name(), detail },
-                code => Error::Status { registry: ep.label(), request, status: code, detail },
+                404 => Error::ManifestNotFound {
+                    reference: r.familiar_string(),
+                    detail,
+                },
+                401 | 403 => Error::PullDenied {
+                    name: r.familiar_name(),
+                    detail,
+                },
+                code => Error::Status {
+                    registry: ep.label(),
+                    request,
+                    status: code,
+                    detail,
+                },
             });
         }
         let content_type = header_str(resp.headers(), &CONTENT_TYPE).map(str::to_string);
         let announced = header_str(resp.headers(), &DOCKER_CONTENT_DIGEST).map(str::to_string);
         let bytes = Client::read_body(ep, &request, resp, MAX_MANIFEST_SIZE).await?;
-        let bad = |reason: String| Error::BadResponse { registry: ep.label(), request: request.clone(), reason };
-        if content_type.as_deref().map(manifest::base_media_type) == Some("text/html") || looks_like_html(&bytes) {
+        let bad = |reason: String| Error::BadResponse {
+            registry: ep.label(),
+            request: request.clone(),
+            reason,
+        };
+        if content_type.as_deref().map(manifest::base_media_type) == Some("text/html")
+            || looks_like_html(&bytes)
+        {
             return Err(bad(format!(
                 "an HTML page ({}) instead of a manifest",
                 content_type.as_deref().unwrap_or("no content type")
@@ -579,32 +706,53 @@ impl Client {
                         actual,
                     });
                 }
-                None => return Err(bad(format!("an invalid Docker-Content-Digest {expected:?}"))),
+                None => {
+                    return Err(bad(format!(
+                        "an invalid Docker-Content-Digest {expected:?}"
+                    )))
+                }
             }
         }
         let digest = match (by_digest, expected) {
             (true, Some(d)) => d,
             _ => digest::sha256(&bytes),
         };
-        let (media_type, parsed) = manifest::parse(&r.familiar_string(), content_type.as_deref(), &bytes)?;
-        Ok((RawManifest { digest, media_type, bytes }, parsed))
+        let (media_type, parsed) =
+            manifest::parse(&r.familiar_string(), content_type.as_deref(), &bytes)?;
+        Ok((
+            RawManifest {
+                digest,
+                media_type,
+                bytes,
+            },
+            parsed,
+        ))
     }
 
     /// Fetches the manifest `r` names from the pull endpoints (mirrors, then origin); when
     /// it is an index, picks the entry for `platform` and fetches that too. Everything
     /// fetched by digest is verified against it.
-    pub async fn resolve(&self, r: &Reference, auth: Option<&AuthConfig>, platform: &Platform) -> Result<Resolved, Error> {
+    pub async fn resolve(
+        &self,
+        r: &Reference,
+        auth: Option<&AuthConfig>,
+        platform: &Platform,
+    ) -> Result<Resolved, Error> {
         let mut endpoints = self.pull_endpoints(r.domain()).await;
         let origin = endpoints.pop();
         for ep in &endpoints {
             match self.resolve_at(ep, r, auth, platform).await {
                 Ok(resolved) => return Ok(resolved),
-                Err(e) => warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint"),
+                Err(e) => {
+                    warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint")
+                }
             }
         }
         match origin {
             Some(ep) => self.resolve_at(&ep, r, auth, platform).await,
-            None => Err(Error::InvalidConfig { reason: format!("no endpoint for {}", r.domain()) }),
+            None => Err(Error::InvalidConfig {
+                reason: format!("no endpoint for {}", r.domain()),
+            }),
         }
     }
 
@@ -638,7 +786,12 @@ impl Client {
         if child.bytes.len() as u64 != entry.size {
             return Err(Error::InvalidManifest {
                 reference: r.familiar_string(),
-                reason: format!("index entry {} says {} bytes, the manifest has {}", entry.digest, entry.size, child.bytes.len()),
+                reason: format!(
+                    "index entry {} says {} bytes, the manifest has {}",
+                    entry.digest,
+                    entry.size,
+                    child.bytes.len()
+                ),
             });
         }
         let Parsed::Image(manifest) = parsed else {
@@ -661,18 +814,26 @@ impl Client {
     }
 
     /// The manifest or index `r` names, as bytes, from the pull endpoints.
-    pub async fn get_manifest(&self, r: &Reference, auth: Option<&AuthConfig>) -> Result<RawManifest, Error> {
+    pub async fn get_manifest(
+        &self,
+        r: &Reference,
+        auth: Option<&AuthConfig>,
+    ) -> Result<RawManifest, Error> {
         let mut endpoints = self.pull_endpoints(r.domain()).await;
         let origin = endpoints.pop();
         for ep in &endpoints {
             match self.fetch_manifest_at(ep, r, auth).await {
                 Ok((raw, _)) => return Ok(raw),
-                Err(e) => warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint"),
+                Err(e) => {
+                    warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint")
+                }
             }
         }
         match origin {
             Some(ep) => Ok(self.fetch_manifest_at(&ep, r, auth).await?.0),
-            None => Err(Error::InvalidConfig { reason: format!("no endpoint for {}", r.domain()) }),
+            None => Err(Error::InvalidConfig {
+                reason: format!("no endpoint for {}", r.domain()),
+            }),
         }
     }
 
@@ -691,26 +852,46 @@ impl Client {
         offset: u64,
         auth: Option<&AuthConfig>,
     ) -> Result<BlobStream, Error> {
-        digest::validate(digest).map_err(|message| Error::InvalidDigest { digest: digest.to_string(), message })?;
+        digest::validate(digest).map_err(|message| Error::InvalidDigest {
+            digest: digest.to_string(),
+            message,
+        })?;
         if let Some(size) = size {
             if offset > size {
-                return Err(Error::InvalidRange { digest: digest.to_string(), offset, size });
+                return Err(Error::InvalidRange {
+                    digest: digest.to_string(),
+                    offset,
+                    size,
+                });
             }
             if offset == size {
                 return Ok(BlobStream::empty(endpoint.clone(), size));
             }
         }
-        let (ep, opened) = match self.open_blob(endpoint, repo, digest, size, offset, auth, true).await {
+        let (ep, opened) = match self
+            .open_blob(endpoint, repo, digest, size, offset, auth, true)
+            .await
+        {
             Ok(opened) => (endpoint.clone(), opened),
             Err(e) if endpoint.is_mirror() => {
                 warn!(endpoint = %endpoint, error = %e, "mirror cannot serve the blob, using the origin");
                 let origin = self.origin(endpoint.registry()).await;
-                let opened = self.open_blob(&origin, repo, digest, size, offset, auth, true).await?;
+                let opened = self
+                    .open_blob(&origin, repo, digest, size, offset, auth, true)
+                    .await?;
                 (origin, opened)
             }
             Err(e) => return Err(e),
         };
-        let state = BlobState::new(self.clone(), ep, repo, digest, auth.cloned(), offset, opened);
+        let state = BlobState::new(
+            self.clone(),
+            ep,
+            repo,
+            digest,
+            auth.cloned(),
+            offset,
+            opened,
+        );
         Ok(state.into_stream())
     }
 
@@ -733,25 +914,36 @@ impl Client {
         if !retry {
             req = req.once();
         }
-        let resp = self.execute(ep, &req, &[repository_scope(repo, false)], auth).await?;
+        let resp = self
+            .execute(ep, &req, &[repository_scope(repo, false)], auth)
+            .await?;
         let request = describe(&Method::GET, resp.url());
-        let bad = |reason: String| Error::BadResponse { registry: ep.label(), request: request.clone(), reason };
+        let bad = |reason: String| Error::BadResponse {
+            registry: ep.label(),
+            request: request.clone(),
+            reason,
+        };
         let length = content_length(resp.headers());
         let (skip, total) = match resp.status() {
             StatusCode::OK => {
                 if let (Some(len), Some(size)) = (length, size) {
                     if len != size {
-                        return Err(bad(format!("Content-Length {len} does not match the blob size {size}")));
+                        return Err(bad(format!(
+                            "Content-Length {len} does not match the blob size {size}"
+                        )));
                     }
                 }
                 (offset, size.or(length))
             }
             StatusCode::PARTIAL_CONTENT => {
-                let range = header_str(resp.headers(), &http::header::CONTENT_RANGE).unwrap_or_default();
+                let range =
+                    header_str(resp.headers(), &http::header::CONTENT_RANGE).unwrap_or_default();
                 let (start, total) = parse_content_range(range)
                     .ok_or_else(|| bad(format!("a partial answer with Content-Range {range:?}")))?;
                 if start != offset {
-                    return Err(bad(format!("asked for bytes from {offset}, got bytes from {start}")));
+                    return Err(bad(format!(
+                        "asked for bytes from {offset}, got bytes from {start}"
+                    )));
                 }
                 let total = size.or(total);
                 if let (Some(len), Some(total)) = (length, total) {
@@ -773,12 +965,24 @@ impl Client {
                         digest: digest.to_string(),
                         detail,
                     },
-                    401 | 403 => Error::Denied { action: format!("pull of blob {digest} from {repo} on {}", ep.label()), detail },
-                    code => Error::Status { registry: ep.label(), request, status: code, detail },
+                    401 | 403 => Error::Denied {
+                        action: format!("pull of blob {digest} from {repo} on {}", ep.label()),
+                        detail,
+                    },
+                    code => Error::Status {
+                        registry: ep.label(),
+                        request,
+                        status: code,
+                        detail,
+                    },
                 });
             }
         };
-        Ok(Opened { body: Box::pin(resp.bytes_stream()), skip, total })
+        Ok(Opened {
+            body: Box::pin(resp.bytes_stream()),
+            skip,
+            total,
+        })
     }
 
     /// Fetches a small blob (a config) whole and verifies its digest.
@@ -791,7 +995,9 @@ impl Client {
         auth: Option<&AuthConfig>,
     ) -> Result<Bytes, Error> {
         let limit = size.unwrap_or(MAX_SMALL_BLOB_SIZE);
-        let mut stream = self.fetch_blob(endpoint, repo, digest, size, 0, auth).await?;
+        let mut stream = self
+            .fetch_blob(endpoint, repo, digest, size, 0, auth)
+            .await?;
         let mut buf = BytesMut::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
@@ -807,16 +1013,27 @@ impl Client {
         let bytes = buf.freeze();
         let actual = digest::compute_like(digest, &bytes).unwrap_or_default();
         if actual != digest {
-            return Err(Error::DigestMismatch { reference: format!("{repo}@{digest}"), expected: digest.to_string(), actual });
+            return Err(Error::DigestMismatch {
+                reference: format!("{repo}@{digest}"),
+                expected: digest.to_string(),
+                actual,
+            });
         }
         Ok(bytes)
     }
 
     /// The size of blob `digest` in `r`'s repository at the origin, or `None` if it is not there.
-    pub async fn blob_exists(&self, r: &Reference, digest: &str, auth: Option<&AuthConfig>) -> Result<Option<u64>, Error> {
+    pub async fn blob_exists(
+        &self,
+        r: &Reference,
+        digest: &str,
+        auth: Option<&AuthConfig>,
+    ) -> Result<Option<u64>, Error> {
         let ep = self.origin(r.domain()).await;
         let req = Request::new(Method::HEAD, format!("/v2/{}/blobs/{digest}", r.path()));
-        let resp = self.execute(&ep, &req, &[repository_scope(r.path(), false)], auth).await?;
+        let resp = self
+            .execute(&ep, &req, &[repository_scope(r.path(), false)], auth)
+            .await?;
         let request = describe(&Method::HEAD, resp.url());
         match resp.status() {
             StatusCode::OK => Ok(Some(content_length(resp.headers()).unwrap_or(0))),
@@ -827,14 +1044,35 @@ impl Client {
 
     /// Mounts blob `digest` from `from_repo` (a path on the same registry) into `r`'s
     /// repository. False when the registry started an upload instead (it is cancelled).
-    pub async fn mount_blob(&self, r: &Reference, digest: &str, from_repo: &str, auth: Option<&AuthConfig>) -> Result<bool, Error> {
+    pub async fn mount_blob(
+        &self,
+        r: &Reference,
+        digest: &str,
+        from_repo: &str,
+        auth: Option<&AuthConfig>,
+    ) -> Result<bool, Error> {
         let ep = self.origin(r.domain()).await;
-        let mut target = Url::parse("http://x/").map_err(|e| Error::InvalidConfig { reason: e.to_string() })?;
+        let mut target = Url::parse("http://x/").map_err(|e| Error::InvalidConfig {
+            reason: e.to_string(),
+        })?;
         target.set_path(&format!("/v2/{}/blobs/uploads/", r.path()));
-        target.query_pairs_mut().append_pair("mount", digest).append_pair("from", from_repo);
+        target
+            .query_pairs_mut()
+            .append_pair("mount", digest)
+            .append_pair("from", from_repo);
         let path_and_query = format!("{}?{}", target.path(), target.query().unwrap_or_default());
-        let scopes = [repository_scope(r.path(), true), repository_scope(from_repo, false)];
-        let resp = self.execute(&ep, &Request::new(Method::POST, path_and_query).once(), &scopes, auth).await?;
+        let scopes = [
+            repository_scope(r.path(), true),
+            repository_scope(from_repo, false),
+        ];
+        let resp = self
+            .execute(
+                &ep,
+                &Request::new(Method::POST, path_and_query).once(),
+                &scopes,
+                auth,
+            )
+            .await?;
         let request = describe(&Method::POST, resp.url());
         match resp.status() {
             StatusCode::CREATED => Ok(true),
@@ -849,15 +1087,35 @@ impl Client {
         }
     }
 
-    async fn push_error(&self, ep: &Endpoint, r: &Reference, request: &str, resp: reqwest::Response) -> Error {
+    async fn push_error(
+        &self,
+        ep: &Endpoint,
+        r: &Reference,
+        request: &str,
+        resp: reqwest::Response,
+    ) -> Error {
         let (status, detail) = Client::status_error(ep, request, resp).await;
         match status.as_u16() {
-            401 | 403 => Error::Denied { action: format!("push to {}", r.familiar_name()), detail },
-            code => Error::Status { registry: ep.label(), request: request.to_string(), status: code, detail },
+            401 | 403 => Error::Denied {
+                action: format!("push to {}", r.familiar_name()),
+                detail,
+            },
+            code => Error::Status {
+                registry: ep.label(),
+                request: request.to_string(),
+                status: code,
+                detail,
+            },
         }
     }
 
-    async fn cancel_upload(&self, ep: &Endpoint, location: &str, scopes: &[String], auth: Option<&AuthConfig>) {
+    async fn cancel_upload(
+        &self,
+        ep: &Endpoint,
+        location: &str,
+        scopes: &[String],
+        auth: Option<&AuthConfig>,
+    ) {
         let req = Request::new(Method::DELETE, location).once();
         if let Err(e) = self.execute(ep, &req, scopes, auth).await {
             debug!(location, error = %e, "cancelling an upload failed");
@@ -866,11 +1124,21 @@ impl Client {
 
     /// Uploads a blob to `r`'s repository at the origin: one PUT for small blobs, one
     /// streamed PATCH then a closing PUT for large ones. The registry's digest is checked.
-    pub async fn push_blob<S>(&self, r: &Reference, digest: &str, size: u64, body: S, auth: Option<&AuthConfig>) -> Result<(), Error>
+    pub async fn push_blob<S>(
+        &self,
+        r: &Reference,
+        digest: &str,
+        size: u64,
+        body: S,
+        auth: Option<&AuthConfig>,
+    ) -> Result<(), Error>
     where
         S: Stream<Item = io::Result<Bytes>> + Send + 'static,
     {
-        digest::validate(digest).map_err(|message| Error::InvalidDigest { digest: digest.to_string(), message })?;
+        digest::validate(digest).map_err(|message| Error::InvalidDigest {
+            digest: digest.to_string(),
+            message,
+        })?;
         let ep = self.origin(r.domain()).await;
         let scopes = [repository_scope(r.path(), true)];
         let start = Request::new(Method::POST, format!("/v2/{}/blobs/uploads/", r.path())).once();
@@ -880,9 +1148,12 @@ impl Client {
             return Err(self.push_error(&ep, r, &request, resp).await);
         }
         let location = upload_location(&ep, &request, &resp)?;
-        let result = self.upload(&ep, r, &scopes, &location, digest, size, body, auth).await;
+        let result = self
+            .upload(&ep, r, &scopes, &location, digest, size, body, auth)
+            .await;
         if result.is_err() {
-            self.cancel_upload(&ep, location.as_str(), &scopes, auth).await;
+            self.cancel_upload(&ep, location.as_str(), &scopes, auth)
+                .await;
         }
         result
     }
@@ -910,7 +1181,9 @@ impl Client {
                 .body(data)
                 .once()
         } else {
-            let next = self.patch_stream(ep, r, scopes, location, digest, size, body, auth).await?;
+            let next = self
+                .patch_stream(ep, r, scopes, location, digest, size, body, auth)
+                .await?;
             Request::new(Method::PUT, with_digest_query(&next, digest).as_str()).once()
         };
         let resp = self.execute(ep, &close, scopes, auth).await?;
@@ -950,9 +1223,13 @@ impl Client {
         let (c, s) = (counted.clone(), source_error.clone());
         let stream = body.map(move |item| match item {
             Ok(chunk) => {
-                let total = c.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed) + chunk.len() as u64;
+                let total = c.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed)
+                    + chunk.len() as u64;
                 if total > size {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "more bytes than the blob size"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "more bytes than the blob size",
+                    ));
                 }
                 Ok(chunk)
             }
@@ -973,29 +1250,58 @@ impl Client {
         let request = describe(&Method::PATCH, location);
         let sent = builder.send().await;
         let actual = counted.load(std::sync::atomic::Ordering::Relaxed);
-        if let Some(source) = source_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(Error::PushSource { digest: digest.to_string(), source });
+        if let Some(source) = source_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(Error::PushSource {
+                digest: digest.to_string(),
+                source,
+            });
         }
         if actual > size {
-            return Err(Error::PushSizeMismatch { digest: digest.to_string(), expected: size, actual });
+            return Err(Error::PushSizeMismatch {
+                digest: digest.to_string(),
+                expected: size,
+                actual,
+            });
         }
-        let resp = sent.map_err(|e| Error::Transfer { registry: ep.label(), what: request.clone(), reason: error_chain(&e) })?;
+        let resp = sent.map_err(|e| Error::Transfer {
+            registry: ep.label(),
+            what: request.clone(),
+            reason: error_chain(&e),
+        })?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.push_error(ep, r, &request, resp).await);
         }
         if actual != size {
-            return Err(Error::PushSizeMismatch { digest: digest.to_string(), expected: size, actual });
+            return Err(Error::PushSizeMismatch {
+                digest: digest.to_string(),
+                expected: size,
+                actual,
+            });
         }
         upload_location(ep, &request, &resp)
     }
 
     /// Uploads a manifest under `r`'s tag (or digest) at the origin; returns its digest.
-    pub async fn put_manifest(&self, r: &Reference, media_type: &str, bytes: Bytes, auth: Option<&AuthConfig>) -> Result<String, Error> {
+    pub async fn put_manifest(
+        &self,
+        r: &Reference,
+        media_type: &str,
+        bytes: Bytes,
+        auth: Option<&AuthConfig>,
+    ) -> Result<String, Error> {
         let digest = match r.digest() {
             Some(expected) => {
                 let actual = digest::compute_like(expected, &bytes).unwrap_or_default();
                 if actual != expected {
-                    return Err(Error::DigestMismatch { reference: r.familiar_string(), expected: expected.to_string(), actual });
+                    return Err(Error::DigestMismatch {
+                        reference: r.familiar_string(),
+                        expected: expected.to_string(),
+                        actual,
+                    });
                 }
                 expected.to_string()
             }
@@ -1007,38 +1313,55 @@ impl Client {
         let req = Request::new(Method::PUT, format!("/v2/{}/manifests/{key}", r.path()))
             .header(CONTENT_TYPE, media_type)
             .body(bytes);
-        let resp = self.execute(&ep, &req, &[repository_scope(r.path(), true)], auth).await?;
+        let resp = self
+            .execute(&ep, &req, &[repository_scope(r.path(), true)], auth)
+            .await?;
         let request = describe(&Method::PUT, resp.url());
         if resp.status() != StatusCode::CREATED {
             return Err(self.push_error(&ep, r, &request, resp).await);
         }
         match header_str(resp.headers(), &DOCKER_CONTENT_DIGEST) {
-            Some(d) if d != digest && digest::validate(d) == digest::validate(&digest) => Err(Error::DigestMismatch {
-                reference: r.familiar_string(),
-                expected: digest,
-                actual: d.to_string(),
-            }),
+            Some(d) if d != digest && digest::validate(d) == digest::validate(&digest) => {
+                Err(Error::DigestMismatch {
+                    reference: r.familiar_string(),
+                    expected: digest,
+                    actual: d.to_string(),
+                })
+            }
             _ => Ok(digest),
         }
     }
 
     /// All tags of `r`'s repository, following Link pagination, from the pull endpoints.
-    pub async fn list_tags(&self, r: &Reference, auth: Option<&AuthConfig>) -> Result<Vec<String>, Error> {
+    pub async fn list_tags(
+        &self,
+        r: &Reference,
+        auth: Option<&AuthConfig>,
+    ) -> Result<Vec<String>, Error> {
         let mut endpoints = self.pull_endpoints(r.domain()).await;
         let origin = endpoints.pop();
         for ep in &endpoints {
             match self.list_tags_at(ep, r, auth).await {
                 Ok(tags) => return Ok(tags),
-                Err(e) => warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint"),
+                Err(e) => {
+                    warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint")
+                }
             }
         }
         match origin {
             Some(ep) => self.list_tags_at(&ep, r, auth).await,
-            None => Err(Error::InvalidConfig { reason: format!("no endpoint for {}", r.domain()) }),
+            None => Err(Error::InvalidConfig {
+                reason: format!("no endpoint for {}", r.domain()),
+            }),
         }
     }
 
-    async fn list_tags_at(&self, ep: &Endpoint, r: &Reference, auth: Option<&AuthConfig>) -> Result<Vec<String>, Error> {
+    async fn list_tags_at(
+        &self,
+        ep: &Endpoint,
+        r: &Reference,
+        auth: Option<&AuthConfig>,
+    ) -> Result<Vec<String>, Error> {
         const MAX_PAGES: usize = 10_000;
         let scopes = [repository_scope(r.path(), false)];
         let mut tags = Vec::new();
@@ -1049,17 +1372,31 @@ impl Client {
             let resp = self.execute(ep, &req, &scopes, auth).await?;
             let request = describe(&Method::GET, resp.url());
             if !seen.insert(resp.url().to_string()) || seen.len() > MAX_PAGES {
-                return Err(Error::BadResponse { registry: ep.label(), request, reason: "the tag list pages loop".into() });
+                return Err(Error::BadResponse {
+                    registry: ep.label(),
+                    request,
+                    reason: "the tag list pages loop".into(),
+                });
             }
             if !resp.status().is_success() {
                 let (status, detail) = Client::status_error(ep, &request, resp).await;
                 return Err(match status.as_u16() {
-                    401 | 403 => Error::PullDenied { name: r.familiar_name(), detail },
-                    code => Error::Status { registry: ep.label(), request, status: code, detail },
+                    401 | 403 => Error::PullDenied {
+                        name: r.familiar_name(),
+                        detail,
+                    },
+                    code => Error::Status {
+                        registry: ep.label(),
+                        request,
+                        status: code,
+                        detail,
+                    },
                 });
             }
             let base = resp.url().clone();
-            next = link_next(resp.headers()).and_then(|l| base.join(&l).ok()).map(|u| u.to_string());
+            next = link_next(resp.headers())
+                .and_then(|l| base.join(&l).ok())
+                .map(|u| u.to_string());
             let body = Client::read_body(ep, &request, resp, MAX_MANIFEST_SIZE).await?;
             let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::BadResponse {
                 registry: ep.label(),
@@ -1072,26 +1409,48 @@ impl Client {
     }
 
     /// Searches `registry` (`docker.io` or a host) like `docker search`: `GET /v1/search`.
-    pub async fn search(&self, registry: &str, term: &str, limit: u32, auth: Option<&AuthConfig>) -> Result<SearchResults, Error> {
+    pub async fn search(
+        &self,
+        registry: &str,
+        term: &str,
+        limit: u32,
+        auth: Option<&AuthConfig>,
+    ) -> Result<SearchResults, Error> {
         let domain = crate::config::canonical_domain(registry).to_string();
-        let host = if domain == crate::reference::DEFAULT_DOMAIN { crate::config::DOCKER_HUB_INDEX_HOST } else { domain.as_str() };
+        let host = if domain == crate::reference::DEFAULT_DOMAIN {
+            crate::config::DOCKER_HUB_INDEX_HOST
+        } else {
+            domain.as_str()
+        };
         let ep = self.inner.endpoints.at_host(&domain, host).await;
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("q", term)
             .append_pair("n", &limit.to_string())
             .finish();
         let req = Request::new(Method::GET, format!("/v1/search?{query}"));
-        let resp = self.execute(&ep, &req, &["registry:catalog:search".to_string()], auth).await?;
+        let resp = self
+            .execute(&ep, &req, &["registry:catalog:search".to_string()], auth)
+            .await?;
         let request = describe(&Method::GET, resp.url());
         match resp.status() {
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
-                return Err(Error::SearchUnsupported { registry: ep.label() });
+                return Err(Error::SearchUnsupported {
+                    registry: ep.label(),
+                });
             }
             s if !s.is_success() => {
                 let (status, detail) = Client::status_error(&ep, &request, resp).await;
                 return Err(match status.as_u16() {
-                    401 | 403 => Error::Denied { action: format!("search on {}", ep.label()), detail },
-                    code => Error::Status { registry: ep.label(), request, status: code, detail },
+                    401 | 403 => Error::Denied {
+                        action: format!("search on {}", ep.label()),
+                        detail,
+                    },
+                    code => Error::Status {
+                        registry: ep.label(),
+                        request,
+                        status: code,
+                        detail,
+                    },
                 });
             }
             _ => {}
@@ -1112,49 +1471,79 @@ impl Client {
         // A fresh look: credentials or the registry's setup may have changed.
         self.lock_pings().remove(&ep);
         let ping = self.ping(&ep).await?;
-        let url = ping.base.join("/v2/").map_err(|e| Error::InvalidConfig { reason: e.to_string() })?;
+        let url = ping.base.join("/v2/").map_err(|e| Error::InvalidConfig {
+            reason: e.to_string(),
+        })?;
         let mut refresh_token = None;
-        let authorization = if let Some(bearer) = ping.challenges.iter().find(|c| c.scheme == "bearer") {
-            let realm = bearer.param("realm").unwrap_or_default();
-            let realm_host = Url::parse(realm).ok().and_then(|u| u.host_str().map(str::to_string));
-            let skip_verify = match realm_host {
-                Some(h) => self.inner.endpoints.is_insecure(&h).await,
-                None => false,
+        let authorization =
+            if let Some(bearer) = ping.challenges.iter().find(|c| c.scheme == "bearer") {
+                let realm = bearer.param("realm").unwrap_or_default();
+                let realm_host = Url::parse(realm)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_string));
+                let skip_verify = match realm_host {
+                    Some(h) => self.inner.endpoints.is_insecure(&h).await,
+                    None => false,
+                };
+                let request = TokenRequest {
+                    realm,
+                    service: bearer.param("service"),
+                    scopes: &[],
+                    auth: Some(auth),
+                    offline: true,
+                };
+                let token = auth::fetch_token(self.http_for(skip_verify), &request).await?;
+                refresh_token = token.refresh_token;
+                Some(format!("Bearer {}", token.token))
+            } else if ping.challenges.iter().any(|c| c.scheme == "basic") {
+                let (user, pass) = auth.username_password().unwrap_or_default();
+                use base64::Engine;
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+                ))
+            } else {
+                // The registry asks for no credentials.
+                return Ok(None);
             };
-            let request = TokenRequest { realm, service: bearer.param("service"), scopes: &[], auth: Some(auth), offline: true };
-            let token = auth::fetch_token(self.http_for(skip_verify), &request).await?;
-            refresh_token = token.refresh_token;
-            Some(format!("Bearer {}", token.token))
-        } else if ping.challenges.iter().any(|c| c.scheme == "basic") {
-            let (user, pass) = auth.username_password().unwrap_or_default();
-            use base64::Engine;
-            Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))))
-        } else {
-            // The registry asks for no credentials.
-            return Ok(None);
-        };
         let mut req = self.http_for(ep.skips_tls_verify()).get(url.clone());
         if let Some(a) = authorization {
             req = req.header(AUTHORIZATION, a);
         }
-        let resp = req.send().await.map_err(|e| Error::Connect { registry: ep.label(), url: url.to_string(), reason: error_chain(&e) })?;
+        let resp = req.send().await.map_err(|e| Error::Connect {
+            registry: ep.label(),
+            url: url.to_string(),
+            reason: error_chain(&e),
+        })?;
         if !resp.status().is_success() {
-            return Err(Error::LoginFailed { url: url.to_string(), status: resp.status().to_string() });
+            return Err(Error::LoginFailed {
+                url: url.to_string(),
+                status: resp.status().to_string(),
+            });
         }
         Ok(refresh_token)
     }
 }
 
 /// Picks the index entry for `platform`.
-fn select_entry<'a>(index: &'a Index, r: &Reference, platform: &Platform) -> Result<&'a manifest::Descriptor, Error> {
-    let entry = platform.select(&index.manifests).ok_or_else(|| Error::NoMatchingPlatform {
-        reference: r.familiar_string(),
-        platform: platform.to_string(),
-    })?;
+fn select_entry<'a>(
+    index: &'a Index,
+    r: &Reference,
+    platform: &Platform,
+) -> Result<&'a manifest::Descriptor, Error> {
+    let entry = platform
+        .select(&index.manifests)
+        .ok_or_else(|| Error::NoMatchingPlatform {
+            reference: r.familiar_string(),
+            platform: platform.to_string(),
+        })?;
     if manifest::manifest_kind(&entry.media_type) != Some(manifest::ManifestKind::Image) {
         return Err(Error::UnsupportedManifest {
             reference: r.familiar_string(),
-            reason: format!("index entry {} has media type {:?}", entry.digest, entry.media_type),
+            reason: format!(
+                "index entry {} has media type {:?}",
+                entry.digest, entry.media_type
+            ),
         });
     }
     Ok(entry)
@@ -1162,9 +1551,16 @@ fn select_entry<'a>(index: &'a Index, r: &Reference, platform: &Platform) -> Res
 
 /// The upload URL of a 202 answer, resolved against the request URL.
 fn upload_location(ep: &Endpoint, request: &str, resp: &reqwest::Response) -> Result<Url, Error> {
-    let bad = |reason: String| Error::BadResponse { registry: ep.label(), request: request.to_string(), reason };
-    let location = header_str(resp.headers(), &LOCATION).ok_or_else(|| bad("an upload without a Location".into()))?;
-    resp.url().join(location).map_err(|e| bad(format!("a bad upload Location {location:?}: {e}")))
+    let bad = |reason: String| Error::BadResponse {
+        registry: ep.label(),
+        request: request.to_string(),
+        reason,
+    };
+    let location = header_str(resp.headers(), &LOCATION)
+        .ok_or_else(|| bad("an upload without a Location".into()))?;
+    resp.url()
+        .join(location)
+        .map_err(|e| bad(format!("a bad upload Location {location:?}: {e}")))
 }
 
 fn with_digest_query(location: &Url, digest: &str) -> Url {
@@ -1181,14 +1577,21 @@ where
     let mut body = std::pin::pin!(body);
     let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|source| Error::PushSource { digest: digest.to_string(), source })?;
+        let chunk = chunk.map_err(|source| Error::PushSource {
+            digest: digest.to_string(),
+            source,
+        })?;
         buf.extend_from_slice(&chunk);
         if buf.len() as u64 > size {
             break;
         }
     }
     if buf.len() as u64 != size {
-        return Err(Error::PushSizeMismatch { digest: digest.to_string(), expected: size, actual: buf.len() as u64 });
+        return Err(Error::PushSizeMismatch {
+            digest: digest.to_string(),
+            expected: size,
+            actual: buf.len() as u64,
+        });
     }
     Ok(buf.freeze())
 }
@@ -1213,26 +1616,53 @@ mod tests {
     #[test]
     fn error_details() {
         let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#;
-        assert_eq!(error_detail(StatusCode::NOT_FOUND, body), "manifest unknown: manifest unknown");
+        assert_eq!(
+            error_detail(StatusCode::NOT_FOUND, body),
+            "manifest unknown: manifest unknown"
+        );
         let two = br#"{"errors":[{"code":"DENIED","message":"no"},{"code":"UNAUTHORIZED","message":"who"}]}"#;
-        assert_eq!(error_detail(StatusCode::FORBIDDEN, two), "denied: no; unauthorized: who");
-        assert_eq!(error_detail(StatusCode::UNAUTHORIZED, br#"{"details":"incorrect username or password"}"#), "incorrect username or password");
-        assert_eq!(error_detail(StatusCode::BAD_GATEWAY, b""), "502 Bad Gateway");
+        assert_eq!(
+            error_detail(StatusCode::FORBIDDEN, two),
+            "denied: no; unauthorized: who"
+        );
+        assert_eq!(
+            error_detail(
+                StatusCode::UNAUTHORIZED,
+                br#"{"details":"incorrect username or password"}"#
+            ),
+            "incorrect username or password"
+        );
+        assert_eq!(
+            error_detail(StatusCode::BAD_GATEWAY, b""),
+            "502 Bad Gateway"
+        );
         assert_eq!(
             error_detail(StatusCode::BAD_GATEWAY, b"  <html><body>oops</body></html>"),
             "502 Bad Gateway (an HTML page instead of a registry error)"
         );
-        assert_eq!(error_detail(StatusCode::BAD_REQUEST, b"plain words"), "plain words");
+        assert_eq!(
+            error_detail(StatusCode::BAD_REQUEST, b"plain words"),
+            "plain words"
+        );
     }
 
     #[test]
     fn links_and_ranges() {
         let mut h = HeaderMap::new();
-        h.insert(http::header::LINK, HeaderValue::from_static(r#"</v2/x/tags/list?last=b&n=2>; rel="next""#));
+        h.insert(
+            http::header::LINK,
+            HeaderValue::from_static(r#"</v2/x/tags/list?last=b&n=2>; rel="next""#),
+        );
         assert_eq!(link_next(&h).as_deref(), Some("/v2/x/tags/list?last=b&n=2"));
-        h.insert(http::header::LINK, HeaderValue::from_static(r#"<https://a/p>; rel="prev""#));
+        h.insert(
+            http::header::LINK,
+            HeaderValue::from_static(r#"<https://a/p>; rel="prev""#),
+        );
         assert_eq!(link_next(&h), None);
-        assert_eq!(parse_content_range("bytes 100-199/1000"), Some((100, Some(1000))));
+        assert_eq!(
+            parse_content_range("bytes 100-199/1000"),
+            Some((100, Some(1000)))
+        );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
         assert_eq!(parse_content_range("items 1-2/3"), None);
     }

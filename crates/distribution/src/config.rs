@@ -29,7 +29,12 @@ pub struct RegistryConfig {
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        RegistryConfig { mirrors: Vec::new(), registry_mirrors: HashMap::new(), insecure: Vec::new(), max_retries: 4 }
+        RegistryConfig {
+            mirrors: Vec::new(),
+            registry_mirrors: HashMap::new(),
+            insecure: Vec::new(),
+            max_retries: 4,
+        }
     }
 }
 
@@ -89,7 +94,10 @@ impl Endpoint {
         match self.scheme {
             Scheme::Https => vec![format!("https://{}", self.host)],
             Scheme::Http => vec![format!("http://{}", self.host)],
-            Scheme::HttpsThenHttp => vec![format!("https://{}", self.host), format!("http://{}", self.host)],
+            Scheme::HttpsThenHttp => vec![
+                format!("https://{}", self.host),
+                format!("http://{}", self.host),
+            ],
         }
     }
 }
@@ -135,12 +143,17 @@ impl Endpoints {
     pub(crate) fn new(config: &RegistryConfig) -> Result<Endpoints, Error> {
         let mut mirrors: HashMap<String, Vec<Mirror>> = HashMap::new();
         for url in &config.mirrors {
-            mirrors.entry(DEFAULT_DOMAIN.to_string()).or_default().push(parse_mirror(url)?);
+            mirrors
+                .entry(DEFAULT_DOMAIN.to_string())
+                .or_default()
+                .push(parse_mirror(url)?);
         }
         let mut keys: Vec<&String> = config.registry_mirrors.keys().collect();
         keys.sort();
         for domain in keys {
-            let list = mirrors.entry(canonical_domain(domain).to_string()).or_default();
+            let list = mirrors
+                .entry(canonical_domain(domain).to_string())
+                .or_default();
             for url in &config.registry_mirrors[domain] {
                 list.push(parse_mirror(url)?);
             }
@@ -158,7 +171,11 @@ impl Endpoints {
                 None => insecure_hosts.push(entry.clone()),
             }
         }
-        Ok(Endpoints { mirrors, insecure_hosts, insecure_nets })
+        Ok(Endpoints {
+            mirrors,
+            insecure_hosts,
+            insecure_nets,
+        })
     }
 
     /// Whether `host[:port]` may be reached without verified TLS, as docker decides: listed
@@ -171,20 +188,28 @@ impl Endpoints {
         if host == "localhost" {
             return true;
         }
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             return ip.is_loopback() || self.in_insecure_net(ip);
         }
         if self.insecure_nets.is_empty() {
             return false;
         }
         match tokio::net::lookup_host((host, 0)).await {
-            Ok(addrs) => addrs.map(|a| a.ip()).any(|ip| ip.is_loopback() || self.in_insecure_net(ip)),
+            Ok(addrs) => addrs
+                .map(|a| a.ip())
+                .any(|ip| ip.is_loopback() || self.in_insecure_net(ip)),
             Err(_) => false,
         }
     }
 
     fn in_insecure_net(&self, ip: IpAddr) -> bool {
-        self.insecure_nets.iter().any(|(net, bits)| in_net(ip, *net, *bits))
+        self.insecure_nets
+            .iter()
+            .any(|(net, bits)| in_net(ip, *net, *bits))
     }
 
     /// The endpoint that is the registry itself.
@@ -197,13 +222,27 @@ impl Endpoints {
         } else {
             (registry.clone(), Scheme::Https)
         };
-        Endpoint { registry, host, scheme, mirror: false }
+        Endpoint {
+            registry,
+            host,
+            scheme,
+            mirror: false,
+        }
     }
 
     /// An endpoint on another host that serves `domain` (search uses Docker Hub's index host).
     pub(crate) async fn at_host(&self, domain: &str, host: &str) -> Endpoint {
-        let scheme = if self.is_insecure(host).await { Scheme::HttpsThenHttp } else { Scheme::Https };
-        Endpoint { registry: canonical_domain(domain).to_string(), host: host.to_string(), scheme, mirror: false }
+        let scheme = if self.is_insecure(host).await {
+            Scheme::HttpsThenHttp
+        } else {
+            Scheme::Https
+        };
+        Endpoint {
+            registry: canonical_domain(domain).to_string(),
+            host: host.to_string(),
+            scheme,
+            mirror: false,
+        }
     }
 
     /// Where to pull `domain`'s content from: its mirrors in order, then the origin.
@@ -216,7 +255,12 @@ impl Endpoints {
                 true if self.is_insecure(&m.host).await => Scheme::HttpsThenHttp,
                 true => Scheme::Https,
             };
-            out.push(Endpoint { registry: registry.clone(), host: m.host.clone(), scheme, mirror: true });
+            out.push(Endpoint {
+                registry: registry.clone(),
+                host: m.host.clone(),
+                scheme,
+                mirror: true,
+            });
         }
         out.push(self.origin(&registry).await);
         out
@@ -224,14 +268,17 @@ impl Endpoints {
 }
 
 fn parse_mirror(url: &str) -> Result<Mirror, Error> {
-    let bad = |why: &str| Error::InvalidConfig { reason: format!("invalid mirror {url:?}: {why}") };
+    let bad = |why: &str| Error::InvalidConfig {
+        reason: format!("invalid mirror {url:?}: {why}"),
+    };
     let parsed = url::Url::parse(url.trim()).map_err(|e| bad(&e.to_string()))?;
     let https = match parsed.scheme() {
         "https" => true,
         "http" => false,
         _ => return Err(bad("the scheme must be http or https")),
     };
-    if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() || parsed.fragment().is_some() {
+    if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() || parsed.fragment().is_some()
+    {
         return Err(bad("a mirror URL has no path, query or fragment"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -246,7 +293,9 @@ fn parse_mirror(url: &str) -> Result<Mirror, Error> {
 }
 
 fn parse_cidr(entry: &str, ip: &str, bits: &str) -> Result<(IpAddr, u8), Error> {
-    let bad = || Error::InvalidConfig { reason: format!("insecure registry {entry:?} is not a valid CIDR") };
+    let bad = || Error::InvalidConfig {
+        reason: format!("insecure registry {entry:?} is not a valid CIDR"),
+    };
     let ip: IpAddr = ip.parse().map_err(|_| bad())?;
     let bits: u8 = bits.parse().map_err(|_| bad())?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
@@ -257,7 +306,13 @@ fn parse_cidr(entry: &str, ip: &str, bits: &str) -> Result<(IpAddr, u8), Error> 
 }
 
 fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    let mask = |len: u32| if bits == 0 { 0u128 } else { u128::MAX << (len - u32::from(bits)) };
+    let mask = |len: u32| {
+        if bits == 0 {
+            0u128
+        } else {
+            u128::MAX << (len - u32::from(bits))
+        }
+    };
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let m = mask(32) as u32;
@@ -274,7 +329,9 @@ fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 /// `host:port` -> `host`, `[::1]:5000` -> `[::1]`.
 fn strip_port(host_port: &str) -> &str {
     if host_port.starts_with('[') {
-        return host_port.split_once(']').map_or(host_port, |(h, _)| &host_port[..h.len() + 1]);
+        return host_port
+            .split_once(']')
+            .map_or(host_port, |(h, _)| &host_port[..h.len() + 1]);
     }
     match host_port.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
@@ -287,7 +344,10 @@ mod tests {
     use super::*;
 
     fn config(insecure: &[&str]) -> RegistryConfig {
-        RegistryConfig { insecure: insecure.iter().map(|s| s.to_string()).collect(), ..RegistryConfig::default() }
+        RegistryConfig {
+            insecure: insecure.iter().map(|s| s.to_string()).collect(),
+            ..RegistryConfig::default()
+        }
     }
 
     #[tokio::test]
@@ -311,9 +371,27 @@ mod tests {
             (config(&["http://x"]), "should not contain"),
             (config(&["10.0.0.0/33"]), "not a valid CIDR"),
             (config(&["nope/8"]), "not a valid CIDR"),
-            (RegistryConfig { mirrors: vec!["ftp://m".into()], ..RegistryConfig::default() }, "scheme"),
-            (RegistryConfig { mirrors: vec!["https://m/path".into()], ..RegistryConfig::default() }, "no path"),
-            (RegistryConfig { mirrors: vec!["m:5000".into()], ..RegistryConfig::default() }, "invalid mirror"),
+            (
+                RegistryConfig {
+                    mirrors: vec!["ftp://m".into()],
+                    ..RegistryConfig::default()
+                },
+                "scheme",
+            ),
+            (
+                RegistryConfig {
+                    mirrors: vec!["https://m/path".into()],
+                    ..RegistryConfig::default()
+                },
+                "no path",
+            ),
+            (
+                RegistryConfig {
+                    mirrors: vec!["m:5000".into()],
+                    ..RegistryConfig::default()
+                },
+                "invalid mirror",
+            ),
         ] {
             let e = Endpoints::new(&c).unwrap_err();
             assert!(e.to_string().contains(msg), "{e}");
@@ -323,11 +401,21 @@ mod tests {
 
     #[tokio::test]
     async fn pull_order() {
-        let mut c = RegistryConfig { mirrors: vec!["https://m1".into(), "http://127.0.0.1:5001/".into()], ..RegistryConfig::default() };
-        c.registry_mirrors.insert("index.docker.io".into(), vec!["https://m3:8443".into()]);
-        c.registry_mirrors.insert("reg.example.com".into(), vec!["https://m4".into()]);
+        let mut c = RegistryConfig {
+            mirrors: vec!["https://m1".into(), "http://127.0.0.1:5001/".into()],
+            ..RegistryConfig::default()
+        };
+        c.registry_mirrors
+            .insert("index.docker.io".into(), vec!["https://m3:8443".into()]);
+        c.registry_mirrors
+            .insert("reg.example.com".into(), vec!["https://m4".into()]);
         let e = Endpoints::new(&c).unwrap();
-        let hub: Vec<String> = e.pull("docker.io").await.iter().map(|e| e.to_string()).collect();
+        let hub: Vec<String> = e
+            .pull("docker.io")
+            .await
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
         assert_eq!(
             hub,
             [
@@ -337,9 +425,23 @@ mod tests {
                 "https://registry-1.docker.io",
             ]
         );
-        let other: Vec<String> = e.pull("reg.example.com").await.iter().map(|e| e.to_string()).collect();
-        assert_eq!(other, ["https://m4 (mirror of reg.example.com)", "https://reg.example.com"]);
-        assert_eq!(e.pull("localhost:5000").await[0].to_string(), "localhost:5000 (insecure)");
+        let other: Vec<String> = e
+            .pull("reg.example.com")
+            .await
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            other,
+            [
+                "https://m4 (mirror of reg.example.com)",
+                "https://reg.example.com"
+            ]
+        );
+        assert_eq!(
+            e.pull("localhost:5000").await[0].to_string(),
+            "localhost:5000 (insecure)"
+        );
     }
 
     #[test]

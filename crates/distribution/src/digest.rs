@@ -67,7 +67,10 @@ pub fn validate(digest: &str) -> Result<Algorithm, &'static str> {
     if encoded.len() != algorithm.hex_len() {
         return Err("invalid checksum digest length");
     }
-    if !encoded.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if !encoded
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err(INVALID_FORMAT);
     }
     Ok(algorithm)
@@ -75,9 +78,15 @@ pub fn validate(digest: &str) -> Result<Algorithm, &'static str> {
 
 /// go-digest's `DigestRegexp`: `[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+`.
 fn generic_digest_ok(name: &str, encoded: &str) -> bool {
-    let component = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let component = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
     name.split(['.', '+', '_', '-']).all(component)
-        && encoded.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'))
+        && encoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'))
 }
 
 /// `"sha256:<hex>"` of `data`.
@@ -99,10 +108,22 @@ mod tests {
     fn validation_messages_match_go_digest() {
         let hex64 = "a".repeat(64);
         assert_eq!(validate(&format!("sha256:{hex64}")), Ok(Algorithm::Sha256));
-        assert_eq!(validate(&format!("sha512:{}", "0".repeat(128))), Ok(Algorithm::Sha512));
-        assert_eq!(validate(&format!("sha256:{}", "A".repeat(64))), Err("invalid checksum digest format"));
-        assert_eq!(validate("sha256:abc"), Err("invalid checksum digest length"));
-        assert_eq!(validate(&format!("md5:{}", "a".repeat(32))), Err("unsupported digest algorithm"));
+        assert_eq!(
+            validate(&format!("sha512:{}", "0".repeat(128))),
+            Ok(Algorithm::Sha512)
+        );
+        assert_eq!(
+            validate(&format!("sha256:{}", "A".repeat(64))),
+            Err("invalid checksum digest format")
+        );
+        assert_eq!(
+            validate("sha256:abc"),
+            Err("invalid checksum digest length")
+        );
+        assert_eq!(
+            validate(&format!("md5:{}", "a".repeat(32))),
+            Err("unsupported digest algorithm")
+        );
         assert_eq!(validate("sha256"), Err("invalid checksum digest format"));
         assert_eq!(validate(":abc"), Err("invalid checksum digest format"));
         assert_eq!(validate("Bad:abc"), Err("invalid checksum digest format"));
@@ -110,7 +131,10 @@ mod tests {
 
     #[test]
     fn hashes() {
-        assert_eq!(sha256(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            sha256(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         let d = sha256(b"x");
         assert_eq!(compute_like(&d, b"x").as_deref(), Some(d.as_str()));
         assert_eq!(compute_like("nope", b"x"), None);

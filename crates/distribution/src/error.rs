@@ -23,7 +23,10 @@ pub enum Error {
     InvalidPlatform { input: String },
 
     #[error("invalid digest {digest:?}: {message}")]
-    InvalidDigest { digest: String, message: &'static str },
+    InvalidDigest {
+        digest: String,
+        message: &'static str,
+    },
 
     #[error("invalid X-Registry-Auth header: {reason}")]
     InvalidAuthHeader { reason: String },
@@ -38,7 +41,12 @@ pub enum Error {
     ManifestNotFound { reference: String, detail: String },
 
     #[error("blob {digest} not found in {repository} on {registry}: {detail}")]
-    BlobNotFound { registry: String, repository: String, digest: String, detail: String },
+    BlobNotFound {
+        registry: String,
+        repository: String,
+        digest: String,
+        detail: String,
+    },
 
     #[error("no matching manifest for {platform} in the manifest list entries")]
     NoMatchingPlatform { reference: String, platform: String },
@@ -54,10 +62,18 @@ pub enum Error {
     LoginFailed { url: String, status: String },
 
     #[error("getting a token from {realm} failed: {detail}")]
-    Token { realm: String, status: Option<u16>, detail: String },
+    Token {
+        realm: String,
+        status: Option<u16>,
+        detail: String,
+    },
 
     #[error("digest mismatch for {reference}: expected {expected}, got {actual}")]
-    DigestMismatch { reference: String, expected: String, actual: String },
+    DigestMismatch {
+        reference: String,
+        expected: String,
+        actual: String,
+    },
 
     #[error("unsupported manifest for {reference}: {reason}")]
     UnsupportedManifest { reference: String, reason: String },
@@ -67,30 +83,58 @@ pub enum Error {
 
     /// The registry answered, but not in a way the protocol allows (HTML page, wrong length, ...).
     #[error("registry {registry} sent a bad response to {request}: {reason}")]
-    BadResponse { registry: String, request: String, reason: String },
+    BadResponse {
+        registry: String,
+        request: String,
+        reason: String,
+    },
 
     /// An error status not covered by a more specific variant.
     #[error("{request} on {registry} failed with status {status}: {detail}")]
-    Status { registry: String, request: String, status: u16, detail: String },
+    Status {
+        registry: String,
+        request: String,
+        status: u16,
+        detail: String,
+    },
 
     #[error("cannot reach registry {registry} at {url}: {reason}")]
-    Connect { registry: String, url: String, reason: String },
+    Connect {
+        registry: String,
+        url: String,
+        reason: String,
+    },
 
     /// A body transfer broke and could not be resumed within the retry budget.
     #[error("transfer of {what} from {registry} failed: {reason}")]
-    Transfer { registry: String, what: String, reason: String },
+    Transfer {
+        registry: String,
+        what: String,
+        reason: String,
+    },
 
     #[error("registry {registry} does not support search")]
     SearchUnsupported { registry: String },
 
     #[error("reading the content of blob {digest} to push: {source}")]
-    PushSource { digest: String, source: std::io::Error },
+    PushSource {
+        digest: String,
+        source: std::io::Error,
+    },
 
     #[error("offset {offset} is past the end of blob {digest} ({size} bytes)")]
-    InvalidRange { digest: String, offset: u64, size: u64 },
+    InvalidRange {
+        digest: String,
+        offset: u64,
+        size: u64,
+    },
 
     #[error("blob {digest} to push has {actual} bytes, expected {expected}")]
-    PushSizeMismatch { digest: String, expected: u64, actual: u64 },
+    PushSizeMismatch {
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
 }
 
 impl Error {
@@ -110,7 +154,9 @@ impl Error {
             | Error::BlobNotFound { .. }
             | Error::NoMatchingPlatform { .. }
             | Error::SearchUnsupported { .. } => NotFound,
-            Error::PullDenied { .. } | Error::Denied { .. } | Error::LoginFailed { .. } => Unauthorized,
+            Error::PullDenied { .. } | Error::Denied { .. } | Error::LoginFailed { .. } => {
+                Unauthorized
+            }
             Error::Token { status, .. } => match status {
                 Some(401 | 403) => Unauthorized,
                 _ => Unavailable,

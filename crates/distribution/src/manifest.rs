@@ -11,15 +11,18 @@ use crate::{digest, Error};
 /// Media types the client knows.
 pub mod media_type {
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
     pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
-    pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    pub const DOCKER_SCHEMA1_SIGNED: &str =
+        "application/vnd.docker.distribution.manifest.v1+prettyjws";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_PLUGIN_CONFIG: &str = "application/vnd.docker.plugin.v1+json";
     pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
     pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
-    pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    pub const DOCKER_FOREIGN_LAYER: &str =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
     pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
     pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -28,7 +31,8 @@ pub mod media_type {
     pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
     pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
     pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-    pub const OCI_LAYER_NONDISTRIBUTABLE: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
+    pub const OCI_LAYER_NONDISTRIBUTABLE: &str =
+        "application/vnd.oci.image.layer.nondistributable.v1.tar";
     pub const OCI_LAYER_NONDISTRIBUTABLE_GZIP: &str =
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
     pub const OCI_LAYER_NONDISTRIBUTABLE_ZSTD: &str =
@@ -54,10 +58,13 @@ pub fn layer_compression(media_type: &str) -> Option<Compression> {
     use media_type::*;
     match media_type {
         DOCKER_LAYER | OCI_LAYER | OCI_LAYER_NONDISTRIBUTABLE => Some(Compression::None),
-        DOCKER_LAYER_GZIP | DOCKER_FOREIGN_LAYER | OCI_LAYER_GZIP | OCI_LAYER_NONDISTRIBUTABLE_GZIP => {
-            Some(Compression::Gzip)
+        DOCKER_LAYER_GZIP
+        | DOCKER_FOREIGN_LAYER
+        | OCI_LAYER_GZIP
+        | OCI_LAYER_NONDISTRIBUTABLE_GZIP => Some(Compression::Gzip),
+        DOCKER_LAYER_ZSTD | OCI_LAYER_ZSTD | OCI_LAYER_NONDISTRIBUTABLE_ZSTD => {
+            Some(Compression::Zstd)
         }
-        DOCKER_LAYER_ZSTD | OCI_LAYER_ZSTD | OCI_LAYER_NONDISTRIBUTABLE_ZSTD => Some(Compression::Zstd),
         _ => None,
     }
 }
@@ -77,7 +84,10 @@ pub fn is_foreign_layer(media_type: &str) -> bool {
 
 /// Whether a media type names an image config.
 pub fn is_config(media_type: &str) -> bool {
-    matches!(media_type, media_type::DOCKER_CONFIG | media_type::OCI_CONFIG)
+    matches!(
+        media_type,
+        media_type::DOCKER_CONFIG | media_type::OCI_CONFIG
+    )
 }
 
 /// A content descriptor: what a manifest says about a blob or a child manifest.
@@ -172,11 +182,24 @@ struct Probe {
 /// Parses manifest bytes served with `content_type`, returning the effective media type.
 /// `reference` only names the manifest in errors. Like docker, a generic content type
 /// (`application/json`, none) is resolved from the document's `mediaType` or its shape.
-pub fn parse(reference: &str, content_type: Option<&str>, bytes: &[u8]) -> Result<(String, Parsed), Error> {
-    let invalid = |reason: String| Error::InvalidManifest { reference: reference.to_string(), reason };
-    let unsupported = |reason: String| Error::UnsupportedManifest { reference: reference.to_string(), reason };
+pub fn parse(
+    reference: &str,
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<(String, Parsed), Error> {
+    let invalid = |reason: String| Error::InvalidManifest {
+        reference: reference.to_string(),
+        reason,
+    };
+    let unsupported = |reason: String| Error::UnsupportedManifest {
+        reference: reference.to_string(),
+        reason,
+    };
     let content_type = content_type.map(base_media_type).unwrap_or_default();
-    if matches!(content_type, media_type::DOCKER_SCHEMA1 | media_type::DOCKER_SCHEMA1_SIGNED) {
+    if matches!(
+        content_type,
+        media_type::DOCKER_SCHEMA1 | media_type::DOCKER_SCHEMA1_SIGNED
+    ) {
         return Err(unsupported(schema1_reason()));
     }
     let probe: Probe =
@@ -187,7 +210,9 @@ pub fn parse(reference: &str, content_type: Option<&str>, bytes: &[u8]) -> Resul
     let declared = probe.media_type.as_deref().filter(|m| !m.is_empty());
     let media_type = match (manifest_kind(content_type), declared) {
         (Some(_), Some(d)) if manifest_kind(d) != manifest_kind(content_type) => {
-            return Err(invalid(format!("served as {content_type} but its mediaType is {d}")));
+            return Err(invalid(format!(
+                "served as {content_type} but its mediaType is {d}"
+            )));
         }
         (Some(_), _) => content_type.to_string(),
         (None, Some(d)) => d.to_string(),
@@ -197,7 +222,9 @@ pub fn parse(reference: &str, content_type: Option<&str>, bytes: &[u8]) -> Resul
             } else if probe.config.is_some() {
                 media_type::OCI_MANIFEST.to_string()
             } else {
-                return Err(unsupported("the document is neither an image manifest nor an index".into()));
+                return Err(unsupported(
+                    "the document is neither an image manifest nor an index".into(),
+                ));
             }
         }
         (None, None) => content_type.to_string(),
@@ -220,7 +247,9 @@ pub fn parse(reference: &str, content_type: Option<&str>, bytes: &[u8]) -> Resul
         Parsed::Index(i) => i.schema_version,
     };
     if schema_version != 2 {
-        return Err(invalid(format!("schemaVersion is {schema_version}, expected 2")));
+        return Err(invalid(format!(
+            "schemaVersion is {schema_version}, expected 2"
+        )));
     }
     Ok((media_type, parsed))
 }
@@ -237,12 +266,18 @@ pub(crate) fn base_media_type(content_type: &str) -> &str {
 }
 
 fn is_generic_content_type(ct: &str) -> bool {
-    matches!(ct, "" | "application/json" | "text/plain" | "application/octet-stream")
+    matches!(
+        ct,
+        "" | "application/json" | "text/plain" | "application/octet-stream"
+    )
 }
 
-fn check_descriptors<'a>(descriptors: impl IntoIterator<Item = &'a Descriptor>) -> Result<(), String> {
+fn check_descriptors<'a>(
+    descriptors: impl IntoIterator<Item = &'a Descriptor>,
+) -> Result<(), String> {
     for d in descriptors {
-        digest::validate(&d.digest).map_err(|m| format!("descriptor digest {:?}: {m}", d.digest))?;
+        digest::validate(&d.digest)
+            .map_err(|m| format!("descriptor digest {:?}: {m}", d.digest))?;
     }
     Ok(())
 }
@@ -252,7 +287,11 @@ fn check_descriptors<'a>(descriptors: impl IntoIterator<Item = &'a Descriptor>) 
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub os_version: String,
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
@@ -263,13 +302,47 @@ pub struct Platform {
 }
 
 const KNOWN_OS: &[&str] = &[
-    "aix", "android", "darwin", "dragonfly", "freebsd", "illumos", "ios", "js", "linux", "netbsd",
-    "openbsd", "plan9", "solaris", "wasip1", "windows",
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
 ];
 const KNOWN_ARCH: &[&str] = &[
-    "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle",
-    "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv", "riscv64",
-    "s390", "s390x", "sparc", "sparc64", "wasm",
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
 ];
 
 impl Platform {
@@ -300,9 +373,16 @@ impl Platform {
     /// Parses `os[/arch[/variant]]` or a bare architecture like containerd's `platforms.Parse`:
     /// `linux` is the host's architecture on linux, `arm64` is `linux/arm64`.
     pub fn parse(s: &str) -> Result<Platform, Error> {
-        let bad = || Error::InvalidPlatform { input: s.to_string() };
+        let bad = || Error::InvalidPlatform {
+            input: s.to_string(),
+        };
         let parts: Vec<String> = s.split('/').map(str::to_lowercase).collect();
-        if parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')) {
+        if parts.iter().any(|p| {
+            p.is_empty()
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }) {
             return Err(bad());
         }
         let known_os = |os: &str| KNOWN_OS.contains(&normalize_os(os).as_str());
@@ -314,7 +394,9 @@ impl Platform {
             }
             [one] if known_arch(one) => Platform::new("linux", one, ""),
             [os, arch] if known_os(os) && known_arch(arch) => Platform::new(os, arch, ""),
-            [os, arch, variant] if known_os(os) && known_arch(arch) => Platform::new(os, arch, variant),
+            [os, arch, variant] if known_os(os) && known_arch(arch) => {
+                Platform::new(os, arch, variant)
+            }
             _ => return Err(bad()),
         };
         Ok(p.normalized())
@@ -324,7 +406,12 @@ impl Platform {
     /// amd64's `v1` variants are implied, 32-bit arm defaults to `v7`.
     pub fn normalized(&self) -> Platform {
         let (architecture, variant) = normalize_arch(&self.architecture, &self.variant);
-        Platform { os: normalize_os(&self.os), architecture, variant, ..self.clone() }
+        Platform {
+            os: normalize_os(&self.os),
+            architecture,
+            variant,
+            ..self.clone()
+        }
     }
 
     /// Whether `other` is exactly this platform once both are normalised.
@@ -342,7 +429,11 @@ impl Platform {
         match p.architecture.as_str() {
             "amd64" => {
                 for v in (1..version(&p.variant).unwrap_or(1)).rev() {
-                    let variant = if v == 1 { String::new() } else { format!("v{v}") };
+                    let variant = if v == 1 {
+                        String::new()
+                    } else {
+                        format!("v{v}")
+                    };
                     out.push(Platform::new(&p.os, "amd64", &variant));
                 }
                 out.push(Platform::new(&p.os, "386", ""));
@@ -366,7 +457,9 @@ impl Platform {
     /// the first entry among equals, like docker.
     pub fn select<'a>(&self, manifests: &'a [Descriptor]) -> Option<&'a Descriptor> {
         self.compatible().iter().find_map(|want| {
-            manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+            manifests
+                .iter()
+                .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
         })
     }
 }
@@ -383,8 +476,22 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
     let variant = variant.to_lowercase();
     let (arch, variant) = match arch.as_str() {
         "i386" | "i486" | "i586" | "i686" | "x86" => ("386", variant),
-        "x86_64" | "x86-64" | "amd64" => ("amd64", if variant == "v1" { String::new() } else { variant }),
-        "aarch64" | "arm64" => ("arm64", if matches!(variant.as_str(), "8" | "v8") { String::new() } else { variant }),
+        "x86_64" | "x86-64" | "amd64" => (
+            "amd64",
+            if variant == "v1" {
+                String::new()
+            } else {
+                variant
+            },
+        ),
+        "aarch64" | "arm64" => (
+            "arm64",
+            if matches!(variant.as_str(), "8" | "v8") {
+                String::new()
+            } else {
+                variant
+            },
+        ),
         "armhf" => ("arm", "v7".to_string()),
         "armel" => ("arm", "v6".to_string()),
         "arm" => {
@@ -430,31 +537,73 @@ mod tests {
             size: 1,
             urls: vec![],
             annotations: BTreeMap::new(),
-            platform: Some(Platform::new(parts[0], parts[1], parts.get(2).copied().unwrap_or(""))),
+            platform: Some(Platform::new(
+                parts[0],
+                parts[1],
+                parts.get(2).copied().unwrap_or(""),
+            )),
             artifact_type: None,
         }
     }
 
     #[test]
     fn platform_parsing() {
-        assert_eq!(Platform::parse("linux/arm64/v8").unwrap().to_string(), "linux/arm64");
-        assert_eq!(Platform::parse("linux/amd64").unwrap().to_string(), "linux/amd64");
-        assert_eq!(Platform::parse("linux/x86_64").unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            Platform::parse("linux/arm64/v8").unwrap().to_string(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::parse("linux/amd64").unwrap().to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(
+            Platform::parse("linux/x86_64").unwrap().to_string(),
+            "linux/amd64"
+        );
         assert_eq!(Platform::parse("arm64").unwrap().to_string(), "linux/arm64");
-        assert_eq!(Platform::parse("linux/arm").unwrap().to_string(), "linux/arm/v7");
-        assert_eq!(Platform::parse("linux/armhf").unwrap().to_string(), "linux/arm/v7");
-        assert_eq!(Platform::parse("Linux/AMD64").unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            Platform::parse("linux/arm").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            Platform::parse("linux/armhf").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            Platform::parse("Linux/AMD64").unwrap().to_string(),
+            "linux/amd64"
+        );
         assert_eq!(Platform::parse("linux").unwrap().os, "linux");
-        for bad in ["", "foo", "linux/foo", "linux/amd64/v3/x", "linux//amd64", "linux/am d64"] {
+        for bad in [
+            "",
+            "foo",
+            "linux/foo",
+            "linux/amd64/v3/x",
+            "linux//amd64",
+            "linux/am d64",
+        ] {
             let e = Platform::parse(bad).unwrap_err();
-            assert_eq!(e.to_string(), format!("{bad:?}: unknown operating system or architecture"));
+            assert_eq!(
+                e.to_string(),
+                format!("{bad:?}: unknown operating system or architecture")
+            );
         }
     }
 
     #[test]
     fn platform_selection() {
-        let index = [desc("linux/amd64"), desc("linux/arm64/v8"), desc("linux/arm/v6"), desc("windows/amd64")];
-        let pick = |p: &str| Platform::parse(p).unwrap().select(&index).map(|d| d.platform.clone().unwrap().to_string());
+        let index = [
+            desc("linux/amd64"),
+            desc("linux/arm64/v8"),
+            desc("linux/arm/v6"),
+            desc("windows/amd64"),
+        ];
+        let pick = |p: &str| {
+            Platform::parse(p)
+                .unwrap()
+                .select(&index)
+                .map(|d| d.platform.clone().unwrap().to_string())
+        };
         assert_eq!(pick("linux/amd64").as_deref(), Some("linux/amd64"));
         assert_eq!(pick("linux/arm64").as_deref(), Some("linux/arm64/v8"));
         assert_eq!(pick("linux/arm/v7").as_deref(), Some("linux/arm/v6"));
@@ -463,11 +612,23 @@ mod tests {
         assert_eq!(pick("linux/s390x"), None);
         // amd64/v3 hosts prefer a v3 build but run the baseline one.
         let v = [desc("linux/amd64"), desc("linux/amd64/v3")];
-        assert_eq!(Platform::parse("linux/amd64/v3").unwrap().select(&v), Some(&v[1]));
-        assert_eq!(Platform::parse("linux/amd64/v2").unwrap().select(&v), Some(&v[0]));
-        assert_eq!(Platform::parse("linux/amd64").unwrap().select(&v), Some(&v[0]));
+        assert_eq!(
+            Platform::parse("linux/amd64/v3").unwrap().select(&v),
+            Some(&v[1])
+        );
+        assert_eq!(
+            Platform::parse("linux/amd64/v2").unwrap().select(&v),
+            Some(&v[0])
+        );
+        assert_eq!(
+            Platform::parse("linux/amd64").unwrap().select(&v),
+            Some(&v[0])
+        );
         // Only 386 offered: an amd64 host runs it.
-        assert!(Platform::parse("linux/amd64").unwrap().select(&[desc("linux/386")]).is_some());
+        assert!(Platform::parse("linux/amd64")
+            .unwrap()
+            .select(&[desc("linux/386")])
+            .is_some());
         assert!(Platform::host().matches(&Platform::host().normalized()));
     }
 
@@ -481,21 +642,48 @@ mod tests {
         let (mt, p) = parse("r", Some(media_type::DOCKER_MANIFEST), manifest.as_bytes()).unwrap();
         assert_eq!(mt, media_type::DOCKER_MANIFEST);
         assert!(matches!(p, Parsed::Image(_)));
-        let (mt, _) = parse("r", Some("application/json; charset=utf-8"), manifest.as_bytes()).unwrap();
+        let (mt, _) = parse(
+            "r",
+            Some("application/json; charset=utf-8"),
+            manifest.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(mt, media_type::OCI_MANIFEST);
         let index = r#"{"schemaVersion":2,"manifests":[]}"#;
         let (mt, p) = parse("r", None, index.as_bytes()).unwrap();
         assert_eq!(mt, media_type::OCI_INDEX);
         assert!(matches!(p, Parsed::Index(_)));
 
-        let e = parse("r", Some(media_type::OCI_INDEX), manifest.replace("\"config\"", "\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\"").as_bytes()).unwrap_err();
+        let e = parse(
+            "r",
+            Some(media_type::OCI_INDEX),
+            manifest
+                .replace(
+                    "\"config\"",
+                    "\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\"",
+                )
+                .as_bytes(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("its mediaType is"), "{e}");
-        let e = parse("r", Some("application/vnd.example+json"), manifest.as_bytes()).unwrap_err();
-        assert_eq!(e.to_string(), "unsupported manifest for r: unknown media type \"application/vnd.example+json\"");
+        let e = parse(
+            "r",
+            Some("application/vnd.example+json"),
+            manifest.as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unsupported manifest for r: unknown media type \"application/vnd.example+json\""
+        );
         let e = parse("r", Some(media_type::DOCKER_SCHEMA1_SIGNED), b"{}").unwrap_err();
         assert!(e.to_string().contains("schema 1"), "{e}");
         let e = parse("r", Some(media_type::OCI_MANIFEST), b"<html></html>").unwrap_err();
-        assert!(e.to_string().starts_with("invalid manifest for r: not a JSON manifest"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("invalid manifest for r: not a JSON manifest"),
+            "{e}"
+        );
         let bad_digest = manifest.replace(&digest::sha256(b"{}"), "sha256:zz");
         let e = parse("r", Some(media_type::OCI_MANIFEST), bad_digest.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("invalid checksum digest"), "{e}");
@@ -503,9 +691,18 @@ mod tests {
 
     #[test]
     fn layer_types() {
-        assert_eq!(layer_compression(media_type::OCI_LAYER_ZSTD), Some(Compression::Zstd));
-        assert_eq!(layer_compression(media_type::DOCKER_LAYER_GZIP), Some(Compression::Gzip));
-        assert_eq!(layer_compression(media_type::OCI_LAYER), Some(Compression::None));
+        assert_eq!(
+            layer_compression(media_type::OCI_LAYER_ZSTD),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            layer_compression(media_type::DOCKER_LAYER_GZIP),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            layer_compression(media_type::OCI_LAYER),
+            Some(Compression::None)
+        );
         assert_eq!(layer_compression(media_type::OCI_CONFIG), None);
         assert!(is_foreign_layer(media_type::DOCKER_FOREIGN_LAYER));
         assert!(!is_foreign_layer(media_type::OCI_LAYER_GZIP));

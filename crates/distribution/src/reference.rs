@@ -50,8 +50,13 @@ static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!("^({name})(?::({TAG}))?(?:@({DIGEST}))?$"))
 });
 /// A name, capturing its domain and path.
-static ANCHORED_NAME: LazyLock<Regex> =
-    LazyLock::new(|| regex(&format!("^(?:({})/)?({})$", domain_and_port(), remote_name())));
+static ANCHORED_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    regex(&format!(
+        "^(?:({})/)?({})$",
+        domain_and_port(),
+        remote_name()
+    ))
+});
 static ANCHORED_TAG: LazyLock<Regex> = LazyLock::new(|| regex(&format!("^{TAG}$")));
 static ANCHORED_DIGEST: LazyLock<Regex> = LazyLock::new(|| regex(&format!("^{DIGEST}$")));
 static IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| regex("^[a-f0-9]{64}$"));
@@ -66,7 +71,10 @@ pub struct Reference {
 }
 
 fn invalid(input: &str, message: impl Into<String>) -> Error {
-    Error::InvalidReference { input: input.to_string(), message: message.into() }
+    Error::InvalidReference {
+        input: input.to_string(),
+        message: message.into(),
+    }
 }
 
 impl Reference {
@@ -85,7 +93,9 @@ impl Reference {
         if IDENTIFIER.is_match(s) {
             return Err(invalid(
                 s,
-                format!("invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"),
+                format!(
+                    "invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"
+                ),
             ));
         }
         let (domain, remainder) = split_docker_domain(s);
@@ -117,7 +127,10 @@ impl Reference {
             None => (String::new(), name.to_string()),
         };
         if path.len() > PATH_MAX {
-            return Err(invalid(input, format!("repository name must not be more than {PATH_MAX} characters")));
+            return Err(invalid(
+                input,
+                format!("repository name must not be more than {PATH_MAX} characters"),
+            ));
         }
         let digest = match caps.get(3) {
             Some(d) => {
@@ -126,7 +139,12 @@ impl Reference {
             }
             None => None,
         };
-        Ok(Reference { domain, path, tag: caps.get(2).map(|t| t.as_str().to_string()), digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag: caps.get(2).map(|t| t.as_str().to_string()),
+            digest,
+        })
     }
 
     /// The registry domain, e.g. `docker.io` or `localhost:5000`.
@@ -173,7 +191,10 @@ impl Reference {
         if !ANCHORED_TAG.is_match(tag) {
             return Err(invalid(tag, "invalid tag format"));
         }
-        Ok(Reference { tag: Some(tag.to_string()), ..self.clone() })
+        Ok(Reference {
+            tag: Some(tag.to_string()),
+            ..self.clone()
+        })
     }
 
     /// The same name with `digest` (the tag, if any, is kept).
@@ -182,18 +203,28 @@ impl Reference {
             return Err(invalid(digest, "invalid digest format"));
         }
         digest::validate(digest).map_err(|m| invalid(digest, m))?;
-        Ok(Reference { digest: Some(digest.to_string()), ..self.clone() })
+        Ok(Reference {
+            digest: Some(digest.to_string()),
+            ..self.clone()
+        })
     }
 
     /// The name alone, without tag or digest.
     pub fn name_only(&self) -> Reference {
-        Reference { tag: None, digest: None, ..self.clone() }
+        Reference {
+            tag: None,
+            digest: None,
+            ..self.clone()
+        }
     }
 
     /// Like docker's `ParseDockerRef`: a reference with both tag and digest keeps only the digest.
     pub fn without_tag_if_digested(&self) -> Reference {
         match self.digest {
-            Some(_) => Reference { tag: None, ..self.clone() },
+            Some(_) => Reference {
+                tag: None,
+                ..self.clone()
+            },
             None => self.clone(),
         }
     }
@@ -207,7 +238,10 @@ impl Reference {
 
     /// What the registry API addresses the manifest by: the digest when there is one.
     pub(crate) fn manifest_key(&self) -> &str {
-        self.digest.as_deref().or(self.tag.as_deref()).unwrap_or(DEFAULT_TAG)
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or(DEFAULT_TAG)
     }
 
     fn push_suffix(&self, s: &mut String) {
@@ -225,7 +259,10 @@ impl Reference {
 /// Splits a familiar name into domain and remainder like docker's `splitDockerDomain`.
 fn split_docker_domain(name: &str) -> (String, String) {
     let Some((maybe_domain, maybe_remote)) = name.split_once('/') else {
-        return (DEFAULT_DOMAIN.to_string(), format!("{OFFICIAL_PREFIX}{name}"));
+        return (
+            DEFAULT_DOMAIN.to_string(),
+            format!("{OFFICIAL_PREFIX}{name}"),
+        );
     };
     let (domain, remote) = if maybe_domain == "localhost"
         || maybe_domain.contains(['.', ':'])
@@ -285,15 +322,43 @@ mod tests {
     #[test]
     fn normalization_and_defaults() {
         let cases = [
-            ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
+            (
+                "busybox",
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
             ("user/app", "docker.io/user/app:latest", "user/app:latest"),
-            ("index.docker.io/x", "docker.io/library/x:latest", "x:latest"),
+            (
+                "index.docker.io/x",
+                "docker.io/library/x:latest",
+                "x:latest",
+            ),
             ("docker.io/library/x:1", "docker.io/library/x:1", "x:1"),
-            ("localhost/app", "localhost/app:latest", "localhost/app:latest"),
-            ("localhost:5000/app:v1", "localhost:5000/app:v1", "localhost:5000/app:v1"),
-            ("example.com/a/b/c", "example.com/a/b/c:latest", "example.com/a/b/c:latest"),
-            ("library/foo/bar", "docker.io/library/foo/bar:latest", "library/foo/bar:latest"),
-            ("[fc00::1]:5000/docker", "[fc00::1]:5000/docker:latest", "[fc00::1]:5000/docker:latest"),
+            (
+                "localhost/app",
+                "localhost/app:latest",
+                "localhost/app:latest",
+            ),
+            (
+                "localhost:5000/app:v1",
+                "localhost:5000/app:v1",
+                "localhost:5000/app:v1",
+            ),
+            (
+                "example.com/a/b/c",
+                "example.com/a/b/c:latest",
+                "example.com/a/b/c:latest",
+            ),
+            (
+                "library/foo/bar",
+                "docker.io/library/foo/bar:latest",
+                "library/foo/bar:latest",
+            ),
+            (
+                "[fc00::1]:5000/docker",
+                "[fc00::1]:5000/docker:latest",
+                "[fc00::1]:5000/docker:latest",
+            ),
             ("Foo/bar", "Foo/bar:latest", "Foo/bar:latest"),
         ];
         for (input, full, familiar) in cases {
@@ -312,25 +377,112 @@ mod tests {
     fn repository_info() {
         let cases = [
             ("fooo", "localhost/fooo", "localhost/fooo", "", "localhost"),
-            ("fooo/bar", "localhost/fooo/bar", "localhost/fooo/bar", "", "localhost"),
-            ("fooo", "LOCALDOMAIN/fooo", "LOCALDOMAIN/fooo", "", "LOCALDOMAIN"),
-            ("fooo/bar", "fooo/bar", "docker.io/fooo/bar", "index.docker.io/fooo/bar", "docker.io"),
-            ("library/ubuntu", "ubuntu", "docker.io/library/ubuntu", "library/ubuntu", "docker.io"),
-            ("nonlibrary/ubuntu", "nonlibrary/ubuntu", "docker.io/nonlibrary/ubuntu", "", "docker.io"),
-            ("other/library", "other/library", "docker.io/other/library", "", "docker.io"),
-            ("private/moonbase", "127.0.0.1:8000/private/moonbase", "127.0.0.1:8000/private/moonbase", "", "127.0.0.1:8000"),
-            ("privatebase", "127.0.0.1:8000/privatebase", "127.0.0.1:8000/privatebase", "", "127.0.0.1:8000"),
-            ("private/moonbase", "example.com/private/moonbase", "example.com/private/moonbase", "", "example.com"),
-            ("privatebasee", "example.com:8000/privatebasee", "example.com:8000/privatebasee", "", "example.com:8000"),
-            ("library/ubuntu-12.04-base", "ubuntu-12.04-base", "docker.io/library/ubuntu-12.04-base", "index.docker.io/library/ubuntu-12.04-base", "docker.io"),
-            ("library/foo", "foo", "docker.io/library/foo", "docker.io/foo", "docker.io"),
-            ("library/foo/bar", "library/foo/bar", "docker.io/library/foo/bar", "", "docker.io"),
-            ("store/foo/bar", "store/foo/bar", "docker.io/store/foo/bar", "", "docker.io"),
+            (
+                "fooo/bar",
+                "localhost/fooo/bar",
+                "localhost/fooo/bar",
+                "",
+                "localhost",
+            ),
+            (
+                "fooo",
+                "LOCALDOMAIN/fooo",
+                "LOCALDOMAIN/fooo",
+                "",
+                "LOCALDOMAIN",
+            ),
+            (
+                "fooo/bar",
+                "fooo/bar",
+                "docker.io/fooo/bar",
+                "index.docker.io/fooo/bar",
+                "docker.io",
+            ),
+            (
+                "library/ubuntu",
+                "ubuntu",
+                "docker.io/library/ubuntu",
+                "library/ubuntu",
+                "docker.io",
+            ),
+            (
+                "nonlibrary/ubuntu",
+                "nonlibrary/ubuntu",
+                "docker.io/nonlibrary/ubuntu",
+                "",
+                "docker.io",
+            ),
+            (
+                "other/library",
+                "other/library",
+                "docker.io/other/library",
+                "",
+                "docker.io",
+            ),
+            (
+                "private/moonbase",
+                "127.0.0.1:8000/private/moonbase",
+                "127.0.0.1:8000/private/moonbase",
+                "",
+                "127.0.0.1:8000",
+            ),
+            (
+                "privatebase",
+                "127.0.0.1:8000/privatebase",
+                "127.0.0.1:8000/privatebase",
+                "",
+                "127.0.0.1:8000",
+            ),
+            (
+                "private/moonbase",
+                "example.com/private/moonbase",
+                "example.com/private/moonbase",
+                "",
+                "example.com",
+            ),
+            (
+                "privatebasee",
+                "example.com:8000/privatebasee",
+                "example.com:8000/privatebasee",
+                "",
+                "example.com:8000",
+            ),
+            (
+                "library/ubuntu-12.04-base",
+                "ubuntu-12.04-base",
+                "docker.io/library/ubuntu-12.04-base",
+                "index.docker.io/library/ubuntu-12.04-base",
+                "docker.io",
+            ),
+            (
+                "library/foo",
+                "foo",
+                "docker.io/library/foo",
+                "docker.io/foo",
+                "docker.io",
+            ),
+            (
+                "library/foo/bar",
+                "library/foo/bar",
+                "docker.io/library/foo/bar",
+                "",
+                "docker.io",
+            ),
+            (
+                "store/foo/bar",
+                "store/foo/bar",
+                "docker.io/store/foo/bar",
+                "",
+                "docker.io",
+            ),
             ("bar", "Foo/bar", "Foo/bar", "", "Foo"),
             ("bar", "FOO/bar", "FOO/bar", "", "FOO"),
         ];
         for (path, familiar, full, ambiguous, domain) in cases {
-            for input in [familiar, full, ambiguous].into_iter().filter(|s| !s.is_empty()) {
+            for input in [familiar, full, ambiguous]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+            {
                 let r = Reference::parse_named(input).unwrap_or_else(|e| panic!("{input}: {e}"));
                 assert_eq!(r.familiar_name(), familiar, "{input}");
                 assert_eq!(r.to_string(), full, "{input}");
@@ -346,55 +498,116 @@ mod tests {
     #[test]
     fn valid_and_invalid_names() {
         let valid = [
-            "docker/docker", "library/debian", "debian", "localhost/library/debian", "localhost/debian",
-            "LOCALDOMAIN/library/debian", "LOCALDOMAIN/debian", "docker.io/docker/docker",
-            "docker.io/library/debian", "docker.io/debian", "index.docker.io/docker/docker",
-            "index.docker.io/library/debian", "index.docker.io/debian", "127.0.0.1:5000/docker/docker",
-            "127.0.0.1:5000/library/debian", "127.0.0.1:5000/debian", "192.168.0.1", "192.168.0.1:80",
-            "192.168.0.1:8/debian", "192.168.0.2:25000/debian",
-            "thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev", "[fc00::1]:5000/docker",
-            "[fc00::1]:5000/docker/docker", "[fc00:1:2:3:4:5:6:7]:5000/library/debian",
+            "docker/docker",
+            "library/debian",
+            "debian",
+            "localhost/library/debian",
+            "localhost/debian",
+            "LOCALDOMAIN/library/debian",
+            "LOCALDOMAIN/debian",
+            "docker.io/docker/docker",
+            "docker.io/library/debian",
+            "docker.io/debian",
+            "index.docker.io/docker/docker",
+            "index.docker.io/library/debian",
+            "index.docker.io/debian",
+            "127.0.0.1:5000/docker/docker",
+            "127.0.0.1:5000/library/debian",
+            "127.0.0.1:5000/debian",
+            "192.168.0.1",
+            "192.168.0.1:80",
+            "192.168.0.1:8/debian",
+            "192.168.0.2:25000/debian",
+            "thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev",
+            "[fc00::1]:5000/docker",
+            "[fc00::1]:5000/docker/docker",
+            "[fc00:1:2:3:4:5:6:7]:5000/library/debian",
             "docker.io/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
-            "Docker/docker", "DOCKER/docker", "docker-rules/docker", "docker---rules/docker", "doc/docker",
-            "d/docker", "jess/t", "dock__er/docker",
+            "Docker/docker",
+            "DOCKER/docker",
+            "docker-rules/docker",
+            "docker---rules/docker",
+            "doc/docker",
+            "d/docker",
+            "jess/t",
+            "dock__er/docker",
         ];
         for name in valid {
             Reference::parse_named(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let long_namespace = format!("{}/docker", "a".repeat(256));
         let invalid = [
-            "https://github.com/docker/docker", "docker/Docker", "-docker", "-docker/docker",
-            "-docker.io/docker/docker", "docker///docker", "docker.io/docker/Docker",
-            "docker.io/docker///docker", "[fc00::1]", "[fc00::1]:5000", "fc00::1:5000/debian",
-            "[fe80::1%eth0]:5000/debian", "[2001:db8:3:4::192.0.2.33]:5000/debian",
-            "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a", "docker-/docker",
-            "-docker-/docker", "____/____", "_docker/_docker", "dock..er/docker", "dock_.er/docker",
-            "dock-.er/docker", "docker/", "", "a b", &long_namespace,
+            "https://github.com/docker/docker",
+            "docker/Docker",
+            "-docker",
+            "-docker/docker",
+            "-docker.io/docker/docker",
+            "docker///docker",
+            "docker.io/docker/Docker",
+            "docker.io/docker///docker",
+            "[fc00::1]",
+            "[fc00::1]:5000",
+            "fc00::1:5000/debian",
+            "[fe80::1%eth0]:5000/debian",
+            "[2001:db8:3:4::192.0.2.33]:5000/debian",
+            "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+            "docker-/docker",
+            "-docker-/docker",
+            "____/____",
+            "_docker/_docker",
+            "dock..er/docker",
+            "dock_.er/docker",
+            "dock-.er/docker",
+            "docker/",
+            "",
+            "a b",
+            &long_namespace,
         ];
         for name in invalid {
-            assert!(Reference::parse_named(name).is_err(), "{name:?} should be invalid");
+            assert!(
+                Reference::parse_named(name).is_err(),
+                "{name:?} should be invalid"
+            );
         }
     }
 
     /// The messages of docker 28's CLI for the same inputs.
     #[test]
     fn error_messages_match_docker() {
-        assert_eq!(err("Busybox"), "invalid reference format: repository name (library/Busybox) must be lowercase");
-        assert_eq!(err("localhost:5000/Foo"), "invalid reference format: repository name (Foo) must be lowercase");
+        assert_eq!(
+            err("Busybox"),
+            "invalid reference format: repository name (library/Busybox) must be lowercase"
+        );
+        assert_eq!(
+            err("localhost:5000/Foo"),
+            "invalid reference format: repository name (Foo) must be lowercase"
+        );
         assert_eq!(err("busybox:-x"), "invalid reference format");
         assert_eq!(err("a b"), "invalid reference format");
         assert_eq!(err(""), "invalid reference format");
         assert_eq!(err("docker///x"), "invalid reference format");
         assert_eq!(err("busybox@sha256:abc"), "invalid reference format");
-        assert_eq!(err(&format!("busybox@sha256:{}", "A".repeat(64))), "invalid checksum digest format");
-        assert_eq!(err(&format!("busybox@sha256:{}", "a".repeat(40))), "invalid checksum digest length");
-        assert_eq!(err(&format!("busybox@md5:{}", "a".repeat(32))), "unsupported digest algorithm");
+        assert_eq!(
+            err(&format!("busybox@sha256:{}", "A".repeat(64))),
+            "invalid checksum digest format"
+        );
+        assert_eq!(
+            err(&format!("busybox@sha256:{}", "a".repeat(40))),
+            "invalid checksum digest length"
+        );
+        assert_eq!(
+            err(&format!("busybox@md5:{}", "a".repeat(32))),
+            "unsupported digest algorithm"
+        );
         let hex = "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a";
         assert_eq!(
             err(hex),
             format!("invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings")
         );
-        assert_eq!(err(&"a".repeat(256)), "repository name must not be more than 255 characters");
+        assert_eq!(
+            err(&"a".repeat(256)),
+            "repository name must not be more than 255 characters"
+        );
         let e = Reference::parse_named("Busybox").unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
     }
@@ -402,18 +615,39 @@ mod tests {
     #[test]
     fn tag_and_digest() {
         let r = Reference::parse_normalized(&format!("busybox:latest@{D}")).unwrap();
-        assert_eq!(r.to_string(), format!("docker.io/library/busybox:latest@{D}"));
+        assert_eq!(
+            r.to_string(),
+            format!("docker.io/library/busybox:latest@{D}")
+        );
         assert_eq!(r.familiar_string(), format!("busybox:latest@{D}"));
-        assert_eq!(r.without_tag_if_digested().to_string(), format!("docker.io/library/busybox@{D}"));
+        assert_eq!(
+            r.without_tag_if_digested().to_string(),
+            format!("docker.io/library/busybox@{D}")
+        );
         assert_eq!(r.manifest_key(), D);
 
         let b = Reference::parse_named("busybox").unwrap();
         assert!(b.is_name_only());
-        assert_eq!(b.with_tag("1.36").unwrap().to_string(), "docker.io/library/busybox:1.36");
-        assert_eq!(b.with_tag("-foo").unwrap_err().to_string(), "invalid tag format");
-        assert_eq!(b.with_digest("foo").unwrap_err().to_string(), "invalid digest format");
-        assert_eq!(b.with_digest(D).unwrap().to_string(), format!("docker.io/library/busybox@{D}"));
-        assert_eq!(b.with_tag(&"t".repeat(128)).unwrap().tag().map(str::len), Some(128));
+        assert_eq!(
+            b.with_tag("1.36").unwrap().to_string(),
+            "docker.io/library/busybox:1.36"
+        );
+        assert_eq!(
+            b.with_tag("-foo").unwrap_err().to_string(),
+            "invalid tag format"
+        );
+        assert_eq!(
+            b.with_digest("foo").unwrap_err().to_string(),
+            "invalid digest format"
+        );
+        assert_eq!(
+            b.with_digest(D).unwrap().to_string(),
+            format!("docker.io/library/busybox@{D}")
+        );
+        assert_eq!(
+            b.with_tag(&"t".repeat(128)).unwrap().tag().map(str::len),
+            Some(128)
+        );
         assert!(b.with_tag(&"t".repeat(129)).is_err());
         let parsed: Reference = "busybox:1".parse().unwrap();
         assert_eq!(parsed.tag(), Some("1"));

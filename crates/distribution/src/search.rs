@@ -47,9 +47,21 @@ mod tests {
 
     #[test]
     fn split_terms() {
-        assert_eq!(split_search_term("busybox"), ("docker.io".into(), "busybox".into()));
-        assert_eq!(split_search_term("user/app"), ("docker.io".into(), "user/app".into()));
-        assert_eq!(split_search_term("localhost/app"), ("localhost".into(), "app".into()));
-        assert_eq!(split_search_term("reg.example.com:5000/a/b"), ("reg.example.com:5000".into(), "a/b".into()));
+        assert_eq!(
+            split_search_term("busybox"),
+            ("docker.io".into(), "busybox".into())
+        );
+        assert_eq!(
+            split_search_term("user/app"),
+            ("docker.io".into(), "user/app".into())
+        );
+        assert_eq!(
+            split_search_term("localhost/app"),
+            ("localhost".into(), "app".into())
+        );
+        assert_eq!(
+            split_search_term("reg.example.com:5000/a/b"),
+            ("reg.example.com:5000".into(), "a/b".into())
+        );
     }
 }

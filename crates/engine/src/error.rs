@@ -17,6 +17,8 @@ pub enum Error {
     #[error("No such image: {0}")]
     NoSuchImage(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
     Conflict(String),
@@ -37,7 +39,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoSuchImage(_) => ErrorKind::NotFound,
+            Error::NoSuchImage(_) | Error::NotFound(_) => ErrorKind::NotFound,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Store(e) => match e.kind() {

@@ -395,6 +395,15 @@ async fn malicious_archives_are_refused_and_change_nothing() {
         write_raw_tar(&path, &entries);
         let scratch = open_engine(&dir.path().join("scratch"));
         assert_eq!(load_from(&scratch.images, &path).await.unwrap(), ["Loaded image: evil/x:1"]);
+        // Older docker reached a shared layer through a relative symlink; that is fine.
+        let (mut linked, _) = good_entries();
+        linked.retain(|(n, _)| *n != "manifest.json");
+        linked.push(("b/layer.tar", Item::Symlink("../layer.tar")));
+        linked.push(("manifest.json", Item::File(manifest_json("config.json", &["b/layer.tar"]))));
+        let path = dir.path().join("linked.tar");
+        write_raw_tar(&path, &linked);
+        let scratch = open_engine(&dir.path().join("scratch-linked"));
+        assert_eq!(load_from(&scratch.images, &path).await.unwrap(), ["Loaded image: evil/x:1"]);
     }
 
     let (mut dotdot, _) = good_entries();

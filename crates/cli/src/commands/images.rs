@@ -6,7 +6,7 @@ use bollard_stubs::models::{HistoryResponseItem, ImageDeleteResponseItem, ImageP
 use http::Method;
 use serde::Deserialize;
 
-use super::filters_json;
+use super::{filters_json, platform_json, require_api};
 use crate::cli::Cli;
 use crate::client::{empty, escape_path, read_body, Query};
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use crate::flags::{Parsed, BIN};
 use crate::format::json::{compact, indent, Json};
 use crate::format::template::{Data, Template};
 use crate::format::typed::IMAGE_INSPECT;
-use crate::format::units::{human_size, human_size_with_precision, human_since, LocalTime};
+use crate::format::units::{human_since, human_size, human_size_with_precision, LocalTime};
 use crate::format::{ellipsis, render_rows, truncate_id, TABLE};
 use crate::reference::{self, Reference};
 use crate::term;
@@ -134,7 +134,10 @@ pub fn image_row(image: &ImageSummary, repo: &str, tag: &str, digest: &str, trun
         ("Tag", tag.to_string()),
         ("Digest", digest.to_string()),
         ("CreatedSince", human_since(image.created)),
-        ("CreatedAt", LocalTime::from_unix(image.created, 0).go_string()),
+        (
+            "CreatedAt",
+            LocalTime::from_unix(image.created, 0).go_string(),
+        ),
         ("Size", human_size_with_precision(image.size as f64, 3)),
         ("Containers", containers),
         ("VirtualSize", human_size(image.size as f64)),
@@ -144,7 +147,12 @@ pub fn image_row(image: &ImageSummary, repo: &str, tag: &str, digest: &str, trun
 }
 
 /// docker's `imageFormat`: a row per repository and tag (and digest when shown).
-fn image_rows(images: &[ImageSummary], trunc: bool, show_digests: bool, need_digest: bool) -> Vec<Data> {
+fn image_rows(
+    images: &[ImageSummary],
+    trunc: bool,
+    show_digests: bool,
+    need_digest: bool,
+) -> Vec<Data> {
     let mut rows = Vec::new();
     for image in images {
         if image.is_dangling() {
@@ -154,11 +162,12 @@ fn image_rows(images: &[ImageSummary], trunc: bool, show_digests: bool, need_dig
         // Repositories in order of first appearance; docker iterates a Go map here.
         let mut tags: Vec<(String, Vec<String>)> = Vec::new();
         let mut digests: Vec<(String, Vec<String>)> = Vec::new();
-        let push = |list: &mut Vec<(String, Vec<String>)>, repo: String, value: String| {
-            match list.iter_mut().find(|(r, _)| *r == repo) {
-                Some((_, values)) => values.push(value),
-                None => list.push((repo, vec![value])),
-            }
+        let push = |list: &mut Vec<(String, Vec<String>)>, repo: String, value: String| match list
+            .iter_mut()
+            .find(|(r, _)| *r == repo)
+        {
+            Some((_, values)) => values.push(value),
+            None => list.push((repo, vec![value])),
         };
         for tagged in image.tags() {
             if let Ok(r) = Reference::parse_normalized(tagged) {
@@ -179,7 +188,11 @@ fn image_rows(images: &[ImageSummary], trunc: bool, show_digests: bool, need_dig
                 Some(i) => digests.remove(i).1,
                 None => Vec::new(),
             };
-            let repo_digests = if need_digest { repo_digests } else { Vec::new() };
+            let repo_digests = if need_digest {
+                repo_digests
+            } else {
+                Vec::new()
+            };
             for tag in repo_tags {
                 if repo_digests.is_empty() {
                     rows.push(image_row(image, repo, tag, "<none>", trunc));
@@ -286,15 +299,27 @@ pub async fn inspect(cli: &mut Cli, p: &Parsed, generic: bool) -> Result<()> {
                 .map_err(|e| Error::TemplateStatus(format!("template parsing error: {e}")))?,
         ),
     };
+    let mut query = Query::new();
+    let platform = if generic {
+        String::new()
+    } else {
+        p.string("platform")
+    };
+    if !platform.is_empty() {
+        require_api(cli, "1.49", "--platform").await?;
+        query = query.add("platform", platform_json(&platform)?);
+    }
     let mut raws: Vec<Vec<u8>> = Vec::new();
     let mut errors: Vec<Error> = Vec::new();
     let mut output = String::new();
     for name in &p.args {
         let path = format!("/images/{}/json", escape_path(name));
-        let raw = match cli.client().get_bytes(&path, &Query::new()).await {
+        let raw = match cli.client().get_bytes(&path, &query).await {
             Ok(raw) => raw,
             Err(e) if generic_lookup && e.is_not_found() => {
-                errors.push(Error::InvalidArgument(format!("Error: No such object: {name}")));
+                errors.push(Error::InvalidArgument(format!(
+                    "Error: No such object: {name}"
+                )));
                 continue;
             }
             Err(e) => {
@@ -316,7 +341,9 @@ pub async fn inspect(cli: &mut Cli, p: &Parsed, generic: bool) -> Result<()> {
                         template
                             .render(&Data::typed(&doc, IMAGE_INSPECT))
                             .or_else(|_| template.render(&Data::raw(&doc)))
-                            .map_err(|e| Error::InvalidArgument(format!("template parsing error: {e}")))
+                            .map_err(|e| {
+                                Error::InvalidArgument(format!("template parsing error: {e}"))
+                            })
                     });
                 match rendered {
                     Ok(text) => {
@@ -371,11 +398,16 @@ pub async fn history(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let mut query = Query::new();
     let platform = p.string("platform");
     if !platform.is_empty() {
+        require_api(cli, "1.48", "--platform").await?;
         query = query.add("platform", platform_json(&platform)?);
     }
     let items: Vec<HistoryResponseItem> = cli
         .client()
-        .get_json(&format!("/images/{}/history", escape_path(name)), &query, "image history")
+        .get_json(
+            &format!("/images/{}/history", escape_path(name)),
+            &query,
+            "image history",
+        )
         .await?;
     let human = p.bool_or("human", true);
     let trunc = !p.bool("no-trunc");
@@ -406,10 +438,24 @@ pub async fn history(cli: &mut Cli, p: &Parsed) -> Result<()> {
             };
             let created_by = h.created_by.replace('\t', " ");
             Data::from_fields(&[
-                ("ID", if trunc { truncate_id(&h.id) } else { h.id.clone() }),
+                (
+                    "ID",
+                    if trunc {
+                        truncate_id(&h.id)
+                    } else {
+                        h.id.clone()
+                    },
+                ),
                 ("CreatedSince", created_since),
                 ("CreatedAt", created_at),
-                ("CreatedBy", if trunc { ellipsis(&created_by, 45) } else { created_by }),
+                (
+                    "CreatedBy",
+                    if trunc {
+                        ellipsis(&created_by, 45)
+                    } else {
+                        created_by
+                    },
+                ),
                 (
                     "Size",
                     if human {
@@ -431,25 +477,6 @@ pub async fn history(cli: &mut Cli, p: &Parsed) -> Result<()> {
         ("Comment", "COMMENT"),
     ]);
     print_out(&render_rows(&format, &header, &rows)?)
-}
-
-/// An `os[/arch[/variant]]` platform as the JSON object the API takes.
-fn platform_json(platform: &str) -> Result<String> {
-    let parts: Vec<&str> = platform.split('/').collect();
-    if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(Error::InvalidArgument(format!(
-            "invalid platform: \"{platform}\": unknown operating system or architecture"
-        )));
-    }
-    let mut object = serde_json::Map::new();
-    object.insert("os".into(), parts[0].to_lowercase().into());
-    if let Some(arch) = parts.get(1) {
-        object.insert("architecture".into(), arch.to_lowercase().into());
-    }
-    if let Some(variant) = parts.get(2) {
-        object.insert("variant".into(), variant.to_lowercase().into());
-    }
-    Ok(serde_json::Value::Object(object).to_string())
 }
 
 /// `tag`.
@@ -496,6 +523,7 @@ pub async fn remove(cli: &mut Cli, p: &Parsed) -> Result<()> {
         query = query.add("noprune", "1");
     }
     for platform in p.list("platform") {
+        require_api(cli, "1.50", "--platform").await?;
         query = query.add("platforms", platform_json(&platform)?);
     }
     let mut errors = Vec::new();
@@ -556,7 +584,9 @@ pub async fn prune(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let mut filters = p.list("filter");
     filters.push(format!("dangling={}", !all));
     for f in cli.configs()?.berth.prune_filters() {
-        let Some((key, value)) = f.split_once('=') else { continue };
+        let Some((key, value)) = f.split_once('=') else {
+            continue;
+        };
         let conflicting = match key {
             "label" => format!("label!={value}"),
             "label!" => format!("label={value}"),
@@ -572,12 +602,11 @@ pub async fn prune(cli: &mut Cli, p: &Parsed) -> Result<()> {
         } else {
             "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
         };
-        let confirmed = term::confirm(&mut std::io::stdout(), warning).map_err(|source| {
-            Error::Io {
+        let confirmed =
+            term::confirm(&mut std::io::stdout(), warning).map_err(|source| Error::Io {
                 operation: "reading confirmation",
                 source,
-            }
-        })?;
+            })?;
         if !confirmed {
             return Err(Error::Cancelled);
         }
@@ -636,14 +665,22 @@ mod tests {
     fn table(images: &[ImageSummary], format: &str, digests: bool) -> String {
         let format = image_format(format, false, digests);
         let need = digests || format.contains("{{.Digest}}");
-        render_rows(&format, &image_header(), &image_rows(images, true, digests, need)).unwrap()
+        render_rows(
+            &format,
+            &image_header(),
+            &image_rows(images, true, digests, need),
+        )
+        .unwrap()
     }
 
     #[test]
     fn rows_per_repository_and_tag() {
         let digest = format!("sha256:{}", "a".repeat(64));
         let images = vec![
-            summary(&["a:1", "a:2", "127.0.0.1:5000/b:x"], &[&format!("a@{digest}")]),
+            summary(
+                &["a:1", "a:2", "127.0.0.1:5000/b:x"],
+                &[&format!("a@{digest}")],
+            ),
             summary(&[], &[]),
             summary(&[], &[&format!("c@{digest}")]),
         ];
@@ -662,11 +699,20 @@ mod tests {
         let images = vec![summary(&["testimg:v1"], &[])];
         let text = table(&images, TABLE, false);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "REPOSITORY   TAG       IMAGE ID       CREATED        SIZE");
-        assert!(lines[1].starts_with("testimg      v1        c13301734603   "), "{text}");
+        assert_eq!(
+            lines[0],
+            "REPOSITORY   TAG       IMAGE ID       CREATED        SIZE"
+        );
+        assert!(
+            lines[1].starts_with("testimg      v1        c13301734603   "),
+            "{text}"
+        );
         assert!(lines[1].ends_with("   1.99MB"), "{text}");
         let json = table(&images, "{{json .}}", false);
-        assert!(json.starts_with(r#"{"Containers":"N/A","CreatedAt":"#), "{json}");
+        assert!(
+            json.starts_with(r#"{"Containers":"N/A","CreatedAt":"#),
+            "{json}"
+        );
         assert!(json.contains(r#""Digest":"\u003cnone\u003e","ID":"c13301734603","Repository":"testimg","SharedSize":"N/A","Size":"1.99MB","Tag":"v1","UniqueSize":"N/A","VirtualSize":"1.987MB"}"#), "{json}");
         assert_eq!(
             table(&images, "table {{.ID}}", true).lines().next(),
@@ -679,14 +725,5 @@ mod tests {
         assert!(summary(&[], &[]).is_dangling());
         assert!(summary(&["<none>:<none>"], &["<none>@<none>"]).is_dangling());
         assert!(!summary(&["a:b"], &[]).is_dangling());
-    }
-
-    #[test]
-    fn platforms() {
-        assert_eq!(
-            platform_json("linux/AMD64").unwrap(),
-            r#"{"architecture":"amd64","os":"linux"}"#
-        );
-        assert!(platform_json("linux//x").is_err());
     }
 }

@@ -40,86 +40,256 @@ const FORMAT_HELP: &str = "Format output using a custom template:\n'table':     
 const INSPECT_FORMAT_HELP: &str = "Format output using a custom template:\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template";
 
 const IMAGES_FLAGS: &[Flag] = &[
-    Flag::new("all", Some('a'), Kind::Bool, "Show all images (default hides intermediate images)"),
+    Flag::new(
+        "all",
+        Some('a'),
+        Kind::Bool,
+        "Show all images (default hides intermediate images)",
+    ),
     Flag::new("digests", None, Kind::Bool, "Show digests"),
-    Flag::new("filter", Some('f'), Kind::Filter, "Filter output based on conditions provided"),
+    Flag::new(
+        "filter",
+        Some('f'),
+        Kind::Filter,
+        "Filter output based on conditions provided",
+    ),
     Flag::new("format", None, Kind::String, FORMAT_HELP),
     Flag::new("no-trunc", None, Kind::Bool, "Don't truncate output"),
     Flag::new("quiet", Some('q'), Kind::Bool, "Only show image IDs"),
 ];
 const PULL_FLAGS: &[Flag] = &[
-    Flag::new("all-tags", Some('a'), Kind::Bool, "Download all tagged images in the repository"),
-    Flag::new("platform", None, Kind::String, "Set platform if server is multi-platform capable"),
+    Flag::new(
+        "all-tags",
+        Some('a'),
+        Kind::Bool,
+        "Download all tagged images in the repository",
+    ),
+    Flag::new(
+        "platform",
+        None,
+        Kind::String,
+        "Set platform if server is multi-platform capable",
+    ),
     Flag::new("quiet", Some('q'), Kind::Bool, "Suppress verbose output"),
-    Flag::new("disable-content-trust", None, Kind::Bool, "Skip image verification (default true)"),
+    Flag::new(
+        "disable-content-trust",
+        None,
+        Kind::Bool,
+        "Skip image verification (default true)",
+    ),
 ];
 const PUSH_FLAGS: &[Flag] = &[
-    Flag::new("all-tags", Some('a'), Kind::Bool, "Push all tags of an image to the repository"),
-    Flag::new("platform", None, Kind::String, "Push a platform-specific manifest as a single-platform image to the registry"),
+    Flag::new(
+        "all-tags",
+        Some('a'),
+        Kind::Bool,
+        "Push all tags of an image to the repository",
+    ),
+    Flag::new(
+        "platform",
+        None,
+        Kind::String,
+        "Push a platform-specific manifest as a single-platform image to the registry",
+    ),
     Flag::new("quiet", Some('q'), Kind::Bool, "Suppress verbose output"),
-    Flag::new("disable-content-trust", None, Kind::Bool, "Skip image signing (default true)"),
+    Flag::new(
+        "disable-content-trust",
+        None,
+        Kind::Bool,
+        "Skip image signing (default true)",
+    ),
 ];
 const INSPECT_FLAGS: &[Flag] = &[
     Flag::new("format", Some('f'), Kind::String, INSPECT_FORMAT_HELP),
-    Flag::new("size", Some('s'), Kind::Bool, "Display total file sizes if the type is container"),
-    Flag::new("type", None, Kind::String, "Only inspect objects of the given type"),
+    Flag::new(
+        "size",
+        Some('s'),
+        Kind::Bool,
+        "Display total file sizes if the type is container",
+    ),
+    Flag::new(
+        "type",
+        None,
+        Kind::String,
+        "Only inspect objects of the given type",
+    ),
 ];
 const IMAGE_INSPECT_FLAGS: &[Flag] = &[
     Flag::new("format", Some('f'), Kind::String, INSPECT_FORMAT_HELP),
-    Flag::new("platform", None, Kind::String, "Inspect a specific platform of the multi-platform image"),
+    Flag::new(
+        "platform",
+        None,
+        Kind::String,
+        "Inspect a specific platform of the multi-platform image",
+    ),
 ];
 const HISTORY_FLAGS: &[Flag] = &[
     Flag::new("format", None, Kind::String, FORMAT_HELP),
-    Flag::new("human", Some('H'), Kind::Bool, "Print sizes and dates in human readable format (default true)"),
+    Flag::new(
+        "human",
+        Some('H'),
+        Kind::Bool,
+        "Print sizes and dates in human readable format (default true)",
+    ),
     Flag::new("no-trunc", None, Kind::Bool, "Don't truncate output"),
-    Flag::new("platform", None, Kind::String, "Show history for the given platform"),
+    Flag::new(
+        "platform",
+        None,
+        Kind::String,
+        "Show history for the given platform",
+    ),
     Flag::new("quiet", Some('q'), Kind::Bool, "Only show image IDs"),
 ];
 const REMOVE_FLAGS: &[Flag] = &[
     Flag::new("force", Some('f'), Kind::Bool, "Force removal of the image"),
-    Flag::new("no-prune", None, Kind::Bool, "Do not delete untagged parents"),
-    Flag::new("platform", None, Kind::List, "Remove only the given platform variant"),
+    Flag::new(
+        "no-prune",
+        None,
+        Kind::Bool,
+        "Do not delete untagged parents",
+    ),
+    Flag::new(
+        "platform",
+        None,
+        Kind::List,
+        "Remove only the given platform variant",
+    ),
 ];
 const PRUNE_FLAGS: &[Flag] = &[
-    Flag::new("all", Some('a'), Kind::Bool, "Remove all unused images, not just dangling ones"),
-    Flag::new("filter", None, Kind::Filter, "Provide filter values (e.g. \"until=<timestamp>\")"),
-    Flag::new("force", Some('f'), Kind::Bool, "Do not prompt for confirmation"),
+    Flag::new(
+        "all",
+        Some('a'),
+        Kind::Bool,
+        "Remove all unused images, not just dangling ones",
+    ),
+    Flag::new(
+        "filter",
+        None,
+        Kind::Filter,
+        "Provide filter values (e.g. \"until=<timestamp>\")",
+    ),
+    Flag::new(
+        "force",
+        Some('f'),
+        Kind::Bool,
+        "Do not prompt for confirmation",
+    ),
 ];
 const SAVE_FLAGS: &[Flag] = &[
-    Flag::new("output", Some('o'), Kind::String, "Write to a file, instead of STDOUT"),
-    Flag::new("platform", None, Kind::String, "Save only the given platform variant"),
+    Flag::new(
+        "output",
+        Some('o'),
+        Kind::String,
+        "Write to a file, instead of STDOUT",
+    ),
+    Flag::new(
+        "platform",
+        None,
+        Kind::String,
+        "Save only the given platform variant",
+    ),
 ];
 const LOAD_FLAGS: &[Flag] = &[
-    Flag::new("input", Some('i'), Kind::String, "Read from tar archive file, instead of STDIN"),
+    Flag::new(
+        "input",
+        Some('i'),
+        Kind::String,
+        "Read from tar archive file, instead of STDIN",
+    ),
     Flag::new("quiet", Some('q'), Kind::Bool, "Suppress the load output"),
-    Flag::new("platform", None, Kind::String, "Load only the given platform variant"),
+    Flag::new(
+        "platform",
+        None,
+        Kind::String,
+        "Load only the given platform variant",
+    ),
 ];
 const IMPORT_FLAGS: &[Flag] = &[
-    Flag::new("change", Some('c'), Kind::List, "Apply Dockerfile instruction to the created image"),
-    Flag::new("message", Some('m'), Kind::String, "Set commit message for imported image"),
-    Flag::new("platform", None, Kind::String, "Set platform if server is multi-platform capable"),
+    Flag::new(
+        "change",
+        Some('c'),
+        Kind::List,
+        "Apply Dockerfile instruction to the created image",
+    ),
+    Flag::new(
+        "message",
+        Some('m'),
+        Kind::String,
+        "Set commit message for imported image",
+    ),
+    Flag::new(
+        "platform",
+        None,
+        Kind::String,
+        "Set platform if server is multi-platform capable",
+    ),
 ];
 const LOGIN_FLAGS: &[Flag] = &[
-    Flag::new("password", Some('p'), Kind::String, "Password or Personal Access Token (PAT)"),
-    Flag::new("password-stdin", None, Kind::Bool, "Take the Password or Personal Access Token (PAT) from stdin"),
+    Flag::new(
+        "password",
+        Some('p'),
+        Kind::String,
+        "Password or Personal Access Token (PAT)",
+    ),
+    Flag::new(
+        "password-stdin",
+        None,
+        Kind::Bool,
+        "Take the Password or Personal Access Token (PAT) from stdin",
+    ),
     Flag::new("username", Some('u'), Kind::String, "Username"),
 ];
 const SEARCH_FLAGS: &[Flag] = &[
-    Flag::new("filter", Some('f'), Kind::Filter, "Filter output based on conditions provided"),
-    Flag::new("format", None, Kind::String, "Pretty-print search using a Go template"),
+    Flag::new(
+        "filter",
+        Some('f'),
+        Kind::Filter,
+        "Filter output based on conditions provided",
+    ),
+    Flag::new(
+        "format",
+        None,
+        Kind::String,
+        "Pretty-print search using a Go template",
+    ),
     Flag::new("limit", None, Kind::Int, "Max number of search results"),
     Flag::new("no-trunc", None, Kind::Bool, "Don't truncate output"),
 ];
 const DF_FLAGS: &[Flag] = &[
     Flag::new("format", None, Kind::String, FORMAT_HELP),
-    Flag::new("verbose", Some('v'), Kind::Bool, "Show detailed information on space usage"),
+    Flag::new(
+        "verbose",
+        Some('v'),
+        Kind::Bool,
+        "Show detailed information on space usage",
+    ),
 ];
-const FORMAT_ONLY_FLAGS: &[Flag] = &[Flag::new("format", Some('f'), Kind::String, INSPECT_FORMAT_HELP)];
+const FORMAT_ONLY_FLAGS: &[Flag] = &[Flag::new(
+    "format",
+    Some('f'),
+    Kind::String,
+    INSPECT_FORMAT_HELP,
+)];
 const EVENTS_FLAGS: &[Flag] = &[
-    Flag::new("filter", Some('f'), Kind::Filter, "Filter output based on conditions provided"),
+    Flag::new(
+        "filter",
+        Some('f'),
+        Kind::Filter,
+        "Filter output based on conditions provided",
+    ),
     Flag::new("format", None, Kind::String, INSPECT_FORMAT_HELP),
-    Flag::new("since", None, Kind::String, "Show all events created since timestamp"),
-    Flag::new("until", None, Kind::String, "Stream events until this timestamp"),
+    Flag::new(
+        "since",
+        None,
+        Kind::String,
+        "Show all events created since timestamp",
+    ),
+    Flag::new(
+        "until",
+        None,
+        Kind::String,
+        "Stream events until this timestamp",
+    ),
 ];
 
 /// Interface of a verb: usage, description, flags, arguments.
@@ -210,11 +380,47 @@ const SYSTEM_GROUP: &[(&str, &[&str], Verb)] = &[
 
 /// Docker verbs this version does not implement yet.
 const NOT_YET: &[&str] = &[
-    "run", "exec", "ps", "build", "builder", "buildx", "checkpoint", "container", "context",
-    "manifest", "network", "plugin", "trust", "volume", "config", "node", "secret", "service",
-    "stack", "swarm", "attach", "commit", "cp", "create", "diff", "export", "kill", "logs",
-    "pause", "port", "rename", "restart", "rm", "start", "stats", "stop", "top", "unpause",
-    "update", "wait", "compose",
+    "run",
+    "exec",
+    "ps",
+    "build",
+    "builder",
+    "buildx",
+    "checkpoint",
+    "container",
+    "context",
+    "manifest",
+    "network",
+    "plugin",
+    "trust",
+    "volume",
+    "config",
+    "node",
+    "secret",
+    "service",
+    "stack",
+    "swarm",
+    "attach",
+    "commit",
+    "cp",
+    "create",
+    "diff",
+    "export",
+    "kill",
+    "logs",
+    "pause",
+    "port",
+    "rename",
+    "restart",
+    "rm",
+    "start",
+    "stats",
+    "stop",
+    "top",
+    "unpause",
+    "update",
+    "wait",
+    "compose",
 ];
 
 fn command(path: &str, verb: Verb) -> Command {
@@ -223,10 +429,7 @@ fn command(path: &str, verb: Verb) -> Command {
         path: path.to_string(),
         usage,
         short,
-        aliases: aliases(verb)
-            .iter()
-            .map(|a| format!("{BIN} {a}"))
-            .collect(),
+        aliases: aliases(verb).iter().map(|a| format!("{BIN} {a}")).collect(),
         flags,
         args,
         interspersed: verb != Verb::Tag,
@@ -338,6 +541,36 @@ pub fn filters_json(filters: &[String]) -> Option<String> {
     }
 }
 
+/// An `os[/arch[/variant]]` platform as the JSON object the API takes.
+pub fn platform_json(platform: &str) -> Result<String> {
+    let parts: Vec<&str> = platform.split('/').collect();
+    if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::InvalidArgument(format!(
+            "invalid platform: \"{platform}\": unknown operating system or architecture"
+        )));
+    }
+    let mut object = serde_json::Map::new();
+    object.insert("os".into(), parts[0].to_lowercase().into());
+    if let Some(arch) = parts.get(1) {
+        object.insert("architecture".into(), arch.to_lowercase().into());
+    }
+    if let Some(variant) = parts.get(2) {
+        object.insert("variant".into(), variant.to_lowercase().into());
+    }
+    Ok(serde_json::Value::Object(object).to_string())
+}
+
+/// Fails like docker when the daemon's API is older than a feature needs.
+pub async fn require_api(cli: &mut Cli, min: &str, feature: &str) -> Result<()> {
+    let version = cli.client().api_version().await?;
+    if crate::client::version_less(&version, min) {
+        return Err(Error::InvalidArgument(format!(
+            "\"{feature}\" requires API version {min}, but the {BIN} daemon API version is {version}"
+        )));
+    }
+    Ok(())
+}
+
 fn root_help() -> String {
     let mut out = format!(
         "\nUsage:  {BIN} [OPTIONS] COMMAND\n\nA container engine speaking the Docker Engine API\n\nCommon Commands:\n"
@@ -359,12 +592,21 @@ fn root_help() -> String {
     let others = [
         ("events", "Get real time events from the server"),
         ("history", "Show the history of an image"),
-        ("import", "Import the contents from a tarball to create a filesystem image"),
+        (
+            "import",
+            "Import the contents from a tarball to create a filesystem image",
+        ),
         ("inspect", "Return low-level information on berth objects"),
         ("load", "Load an image from a tar archive or STDIN"),
         ("rmi", "Remove one or more images"),
-        ("save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
-        ("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+        (
+            "save",
+            "Save one or more images to a tar archive (streamed to STDOUT by default)",
+        ),
+        (
+            "tag",
+            "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+        ),
     ];
     for (name, text) in others {
         out.push_str(&format!("  {name:<11} {text}\n"));
@@ -404,6 +646,15 @@ mod tests {
             Some(r#"{"dangling":{"true":true},"label":{"a=b":true,"c":true}}"#)
         );
         assert_eq!(filters_json(&[]), None);
+    }
+
+    #[test]
+    fn platforms() {
+        assert_eq!(
+            platform_json("linux/AMD64").unwrap(),
+            r#"{"architecture":"amd64","os":"linux"}"#
+        );
+        assert!(platform_json("linux//x").is_err());
     }
 
     #[test]

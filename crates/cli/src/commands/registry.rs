@@ -171,7 +171,9 @@ pub async fn login(cli: &mut Cli, p: &Parsed) -> Result<()> {
             .unwrap_or_default();
         let _ = writeln!(out);
         if password.is_empty() {
-            return Err(Error::InvalidArgument("Error: Password Required".to_string()));
+            return Err(Error::InvalidArgument(
+                "Error: Password Required".to_string(),
+            ));
         }
     }
     let mut auth = AuthConfig {
@@ -226,7 +228,10 @@ pub async fn logout(cli: &mut Cli, p: &Parsed) -> Result<()> {
 pub async fn search(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let term = &p.args[0];
     let filters = p.list("filter");
-    if filters.iter().any(|f| f.trim().to_lowercase().starts_with("is-automated")) {
+    if filters
+        .iter()
+        .any(|f| f.trim().to_lowercase().starts_with("is-automated"))
+    {
         eprintln!("WARNING: the \"is-automated\" filter is deprecated, and searching for \"is-automated=true\" will not yield any results in future.");
     }
     let key = auth_key_for_domain(&search_index(term));
@@ -242,7 +247,13 @@ pub async fn search(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let headers = [("X-Registry-Auth", auth.encode_header())];
     let response = cli
         .client()
-        .request(Method::GET, "/images/search", &query, &headers, crate::client::empty())
+        .request(
+            Method::GET,
+            "/images/search",
+            &query,
+            &headers,
+            crate::client::empty(),
+        )
         .await?;
     let body = read_body(response).await?;
     let results: Vec<ImageSearchResponseItem> =

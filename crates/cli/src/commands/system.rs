@@ -14,7 +14,7 @@ use crate::format::json::Json;
 use crate::format::template::{Data, Template};
 use crate::format::typed::{EVENT_MESSAGE, VERSION_INFO};
 use crate::format::units::{
-    bytes_size, human_size, human_size_with_precision, human_since, now_unix, reformat_date,
+    bytes_size, human_since, human_size, human_size_with_precision, now_unix, reformat_date,
     LocalTime,
 };
 use crate::format::{ellipsis, render_rows, tabwriter, truncate_id, JSON, TABLE};
@@ -198,7 +198,11 @@ fn df_verbose(
         .map(|c| {
             let id = str_of(c, "Id");
             let command = str_of(c, "Command");
-            let command = if trunc { ellipsis(&command, 20) } else { command };
+            let command = if trunc {
+                ellipsis(&command, 20)
+            } else {
+                command
+            };
             let local_volumes = c
                 .get("Mounts")
                 .map(Json::items)
@@ -225,14 +229,24 @@ fn df_verbose(
             let image = str_of(c, "Image");
             Data::from_fields(&[
                 ("ID", if trunc { truncate_id(&id) } else { id }),
-                ("Image", if image.is_empty() { "<no image>".to_string() } else { image }),
+                (
+                    "Image",
+                    if image.is_empty() {
+                        "<no image>".to_string()
+                    } else {
+                        image
+                    },
+                ),
                 ("Command", format!("{command:?}")),
                 ("LocalVolumes", local_volumes.to_string()),
                 (
                     "Size",
                     human_size_with_precision(c.get("SizeRw").map_or(0, Json::int) as f64, 3),
                 ),
-                ("RunningFor", human_since(c.get("Created").map_or(0, Json::int))),
+                (
+                    "RunningFor",
+                    human_since(c.get("Created").map_or(0, Json::int)),
+                ),
                 ("Status", str_of(c, "Status")),
                 ("Names", names.join(",")),
             ])
@@ -248,7 +262,11 @@ fn df_verbose(
                 ),
                 _ => ("N/A".to_string(), "N/A".to_string()),
             };
-            Data::from_fields(&[("Name", str_of(v, "Name")), ("Links", links), ("Size", size)])
+            Data::from_fields(&[
+                ("Name", str_of(v, "Name")),
+                ("Links", links),
+                ("Size", size),
+            ])
         })
         .collect();
     let mut sorted_cache: Vec<&Json> = cache.iter().collect();
@@ -288,8 +306,14 @@ fn df_verbose(
                 ),
                 ("CreatedSince", since("CreatedAt")),
                 ("LastUsedSince", since("LastUsedAt")),
-                ("UsageCount", c.get("UsageCount").map_or(0, Json::int).to_string()),
-                ("Shared", c.get("Shared").is_some_and(Json::bool).to_string()),
+                (
+                    "UsageCount",
+                    c.get("UsageCount").map_or(0, Json::int).to_string(),
+                ),
+                (
+                    "Shared",
+                    c.get("Shared").is_some_and(Json::bool).to_string(),
+                ),
             ])
         })
         .collect();
@@ -329,7 +353,11 @@ fn df_verbose(
     out.push_str("\nLocal Volumes space usage:\n\n");
     out.push_str(&render_rows(
         "table {{.Name}}\t{{.Links}}\t{{.Size}}",
-        &Data::header(&[("Name", "VOLUME NAME"), ("Links", "LINKS"), ("Size", "SIZE")]),
+        &Data::header(&[
+            ("Name", "VOLUME NAME"),
+            ("Links", "LINKS"),
+            ("Size", "SIZE"),
+        ]),
         &volume_rows,
     )?);
     out.push_str(&format!(
@@ -365,7 +393,10 @@ fn client_version(api_version: Option<&str>) -> Json {
         fields.push(("ApiVersion".to_string(), Json::from(v)));
     }
     fields.extend([
-        ("DefaultAPIVersion".to_string(), Json::from(CLIENT_API_VERSION)),
+        (
+            "DefaultAPIVersion".to_string(),
+            Json::from(CLIENT_API_VERSION),
+        ),
         ("Os".to_string(), Json::from(std::env::consts::OS)),
         ("Arch".to_string(), Json::from(go_arch())),
         ("Context".to_string(), Json::from("default")),
@@ -458,7 +489,9 @@ fn normalize_server_version(mut server: Json) -> Json {
             if component.get("Name").map(Json::str) != Some("Engine") {
                 continue;
             }
-            let Json::Object(cfields) = component else { continue };
+            let Json::Object(cfields) = component else {
+                continue;
+            };
             for (ck, cv) in cfields.iter_mut() {
                 let (true, Json::Object(details)) = (ck == "Details", cv) else {
                     continue;
@@ -558,12 +591,18 @@ pub async fn info(cli: &mut Cli, p: &Parsed) -> Result<()> {
     if format.is_empty() {
         return info_pretty(cli, &client_info, debug).await;
     }
-    let source = if format == JSON { "{{json .}}" } else { format.as_str() };
+    let source = if format == JSON {
+        "{{json .}}"
+    } else {
+        format.as_str()
+    };
     let template = Template::parse(source).map_err(template_status)?;
     let client_only = Json::Object(vec![("ClientInfo".to_string(), client_info.clone())]);
     let needs_server = source == "{{json .}}"
         || !source.contains('.')
-        || template.render(&Data::from_json(&client_only, GO_NAMES)).is_err();
+        || template
+            .render(&Data::from_json(&client_only, GO_NAMES))
+            .is_err();
     let mut fields: Vec<(String, Json)> = Vec::new();
     let mut connect_error = None;
     if needs_server {
@@ -649,7 +688,9 @@ async fn info_pretty(cli: &mut Cli, client_info: &Json, debug: bool) -> Result<(
         Err(e) => {
             print_out(&out)?;
             eprintln!("ERROR: {e}");
-            Err(Error::InvalidArgument("errors pretty printing info".to_string()))
+            Err(Error::InvalidArgument(
+                "errors pretty printing info".to_string(),
+            ))
         }
     }
 }
@@ -686,13 +727,21 @@ fn server_info_text(info: &Json, username: &str, debug: bool, out: &mut String) 
     for pair in info.get("DriverStatus").map(Json::items).unwrap_or(&[]) {
         let items = pair.items();
         if items.len() >= 2 {
-            out.push_str(&format!("  {}: {}\n", items[0].go_text(), items[1].go_text()));
+            out.push_str(&format!(
+                "  {}: {}\n",
+                items[0].go_text(),
+                items[1].go_text()
+            ));
         }
     }
     for pair in info.get("SystemStatus").map(Json::items).unwrap_or(&[]) {
         let items = pair.items();
         if items.len() >= 2 {
-            out.push_str(&format!(" {}: {}\n", items[0].go_text(), items[1].go_text()));
+            out.push_str(&format!(
+                " {}: {}\n",
+                items[0].go_text(),
+                items[1].go_text()
+            ));
         }
     }
     nonempty(out, " Logging Driver:", v("LoggingDriver"));
@@ -714,7 +763,10 @@ fn server_info_text(info: &Json, username: &str, debug: bool, out: &mut String) 
             out.push_str(&format!("  {dir}\n"));
         }
     }
-    let devices = info.get("DiscoveredDevices").map(Json::items).unwrap_or(&[]);
+    let devices = info
+        .get("DiscoveredDevices")
+        .map(Json::items)
+        .unwrap_or(&[]);
     if !devices.is_empty() {
         out.push_str(" Discovered Devices:\n");
         for d in devices {
@@ -725,7 +777,11 @@ fn server_info_text(info: &Json, username: &str, debug: bool, out: &mut String) 
             ));
         }
     }
-    let swarm = |k: &str| info.path(&["Swarm", k]).map(Json::go_text).unwrap_or_default();
+    let swarm = |k: &str| {
+        info.path(&["Swarm", k])
+            .map(Json::go_text)
+            .unwrap_or_default()
+    };
     let state = swarm("LocalNodeState");
     line(out, " Swarm:", state.clone());
     if state != "inactive" && state != "locked" {
@@ -807,7 +863,9 @@ fn server_info_text(info: &Json, username: &str, debug: bool, out: &mut String) 
     line(
         out,
         " Experimental:",
-        info.get("ExperimentalBuild").is_some_and(Json::bool).to_string(),
+        info.get("ExperimentalBuild")
+            .is_some_and(Json::bool)
+            .to_string(),
     );
     let registry = info.get("RegistryConfig");
     let cidrs = strings(registry.and_then(|r| r.get("InsecureRegistryCIDRs")));
@@ -839,10 +897,15 @@ fn server_info_text(info: &Json, username: &str, debug: bool, out: &mut String) 
     line(
         out,
         " Live Restore Enabled:",
-        info.get("LiveRestoreEnabled").is_some_and(Json::bool).to_string(),
+        info.get("LiveRestoreEnabled")
+            .is_some_and(Json::bool)
+            .to_string(),
     );
     nonempty(out, " Product License:", v("ProductLicense"));
-    let pools = info.get("DefaultAddressPools").map(Json::items).unwrap_or(&[]);
+    let pools = info
+        .get("DefaultAddressPools")
+        .map(Json::items)
+        .unwrap_or(&[]);
     if !pools.is_empty() {
         out.push_str(" Default Address Pools:\n");
         for pool in pools {
@@ -946,7 +1009,11 @@ fn parse_date_time(value: &str, in_location: bool, local_offset: i64) -> Option<
         digits(date.get(5..7)?)?,
         digits(date.get(8..10)?)?,
     );
-    if &date[4..5] != "-" || &date[7..8] != "-" || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if &date[4..5] != "-"
+        || &date[7..8] != "-"
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+    {
         return None;
     }
     let mut rest = &value[10..];
@@ -1031,7 +1098,13 @@ pub async fn events(cli: &mut Cli, p: &Parsed) -> Result<()> {
     }
     let response = cli
         .client()
-        .request(http::Method::GET, "/events", &query, &[], crate::client::empty())
+        .request(
+            http::Method::GET,
+            "/events",
+            &query,
+            &[],
+            crate::client::empty(),
+        )
         .await?;
     let mut body = response.into_body();
     let mut buffer: Vec<u8> = Vec::new();
@@ -1045,7 +1118,9 @@ pub async fn events(cli: &mut Cli, p: &Parsed) -> Result<()> {
             operation: "reading events",
             source,
         })?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         buffer.extend_from_slice(&data);
         let mut stream = serde_json::Deserializer::from_slice(&buffer).into_iter::<Json>();
         let mut consumed = 0;
@@ -1094,7 +1169,10 @@ fn event_line(event: &Json) -> String {
         );
         out.push_str(&format!("{} ", t.rfc3339_nano_fixed()));
     } else if time != 0 {
-        out.push_str(&format!("{} ", LocalTime::from_unix(time, 0).rfc3339_nano_fixed()));
+        out.push_str(&format!(
+            "{} ",
+            LocalTime::from_unix(time, 0).rfc3339_nano_fixed()
+        ));
     }
     let s = |k: &str| event.get(k).map(Json::str).unwrap_or("");
     out.push_str(&format!(
@@ -1130,7 +1208,10 @@ mod tests {
         assert_eq!(api_timestamp("1h30m", now, 0).unwrap(), "994600");
         assert_eq!(api_timestamp("0", now, 0).unwrap(), "0");
         assert_eq!(api_timestamp("1700000000", now, 0).unwrap(), "1700000000");
-        assert_eq!(api_timestamp("1700000000.5", now, 0).unwrap(), "1700000000.5");
+        assert_eq!(
+            api_timestamp("1700000000.5", now, 0).unwrap(),
+            "1700000000.5"
+        );
         assert_eq!(
             api_timestamp("2026-11-22T20:04:03Z", now, 0).unwrap(),
             "1795377843.000000000"
@@ -1143,7 +1224,10 @@ mod tests {
             api_timestamp("2026-11-22T20:04:03", now, 3600).unwrap(),
             "1795374243.000000000"
         );
-        assert_eq!(api_timestamp("2026-11-22", now, 0).unwrap(), "1795305600.000000000");
+        assert_eq!(
+            api_timestamp("2026-11-22", now, 0).unwrap(),
+            "1795305600.000000000"
+        );
         assert!(api_timestamp("yesterday", now, 0).is_err());
         assert!(api_timestamp("2026-13-01", now, 0).is_err());
     }
@@ -1152,10 +1236,16 @@ mod tests {
     fn event_lines() {
         let e = Json::parse(br#"{"status":"tag","id":"sha256:c1","Type":"image","Action":"tag","Actor":{"ID":"sha256:c1","Attributes":{"name":"a:b","b":"x"}},"scope":"local","time":1795377843,"timeNano":1795377843419826396}"#).unwrap();
         let line = event_line(&e);
-        assert!(line.ends_with(" image tag sha256:c1 (b=x, name=a:b)\n"), "{line}");
+        assert!(
+            line.ends_with(" image tag sha256:c1 (b=x, name=a:b)\n"),
+            "{line}"
+        );
         let t = Template::parse("{{.Status}} {{.ID}} {{.Actor.ID}} {{json .}}").unwrap();
         let text = t.render(&Data::typed(&e, EVENT_MESSAGE)).unwrap();
-        assert!(text.starts_with("tag sha256:c1 sha256:c1 {\"status\":\"tag\""), "{text}");
+        assert!(
+            text.starts_with("tag sha256:c1 sha256:c1 {\"status\":\"tag\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1165,10 +1255,19 @@ mod tests {
             Json::parse(br#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24","Details":{"ApiVersion":"1.41","Arch":"amd64","BuildTime":"2026-05-07T21:09:36.000000000+00:00","Experimental":"false","GitCommit":"5d6db84","GoVersion":"go1.19.8","MinAPIVersion":"1.12","Os":"linux"}},{"Name":"runc","Version":"1.1.5","Details":{"GitCommit":"abc"}}],"Version":"20.10.24"}"#).unwrap(),
         );
         let text = tabwriter::align(&version_text(&client, Some(&server)), 20, 1);
-        assert!(text.contains("\n API version:       1.41 (downgraded from 1.45)\n"), "{text}");
+        assert!(
+            text.contains("\n API version:       1.41 (downgraded from 1.45)\n"),
+            "{text}"
+        );
         assert!(text.contains("\nServer:\n Engine:\n  Version:          20.10.24\n  API version:      1.41 (minimum version 1.12)\n"), "{text}");
-        assert!(text.contains("  Built:            Thu May  7 21:09:36 2026\n"), "{text}");
-        assert!(text.ends_with(" runc:\n  Version:          1.1.5\n  GitCommit:        abc\n"), "{text}");
+        assert!(
+            text.contains("  Built:            Thu May  7 21:09:36 2026\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(" runc:\n  Version:          1.1.5\n  GitCommit:        abc\n"),
+            "{text}"
+        );
         let synthesized = normalize_server_version(
             Json::parse(br#"{"Version":"1","ApiVersion":"1.45","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64","Experimental":true}"#).unwrap(),
         );
@@ -1189,7 +1288,9 @@ mod tests {
         assert_eq!(warnings, vec!["WARNING: x"]);
         assert!(out.starts_with(" Containers: 0\n  Running: 0\n"), "{out}");
         assert!(out.contains(" Storage Driver: overlay2\n  Backing Filesystem: extfs\n"));
-        assert!(out.contains(" Plugins:\n  Volume: local\n  Network: bridge host\n  Log: json-file\n"));
+        assert!(
+            out.contains(" Plugins:\n  Volume: local\n  Network: bridge host\n  Log: json-file\n")
+        );
         assert!(out.contains(" Security Options:\n  seccomp\n   Profile: default\n"));
         assert!(out.contains(" Total Memory: 23.54GiB\n"));
         assert!(out.contains(" Insecure Registries:\n  127.0.0.0/8\n"));

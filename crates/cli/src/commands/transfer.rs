@@ -9,6 +9,7 @@ use http::Method;
 use http_body_util::BodyExt;
 
 use super::images::print_out;
+use super::{platform_json, require_api};
 use crate::cli::{show_stream, Cli};
 use crate::client::{empty, escape_path, from_reader, Body, Query};
 use crate::config::AuthConfig;
@@ -65,14 +66,18 @@ fn prompt_credentials(key: &str, stored: &AuthConfig, action: &str) -> Result<Op
         username = stored.username.clone();
     }
     if username.is_empty() {
-        return Err(Error::InvalidArgument("Error: Non-null Username Required".to_string()));
+        return Err(Error::InvalidArgument(
+            "Error: Non-null Username Required".to_string(),
+        ));
     }
     let password = term::read_secret(&mut out, "Password: ")
         .map_err(io_error)?
         .unwrap_or_default();
     writeln!(out).map_err(io_error)?;
     if password.is_empty() {
-        return Err(Error::InvalidArgument("Error: Password Required".to_string()));
+        return Err(Error::InvalidArgument(
+            "Error: Password Required".to_string(),
+        ));
     }
     Ok(Some(AuthConfig {
         username,
@@ -98,20 +103,21 @@ async fn post_with_auth(
         .request(Method::POST, path, query, &headers, empty())
         .await
     {
-        Err(Error::Daemon { status: 401, message }) => {
-            match prompt_credentials(key, &auth, action)? {
-                Some(prompted) => {
-                    let headers = [(AUTH_HEADER, prompted.encode_header())];
-                    cli.client()
-                        .request(Method::POST, path, query, &headers, empty())
-                        .await
-                }
-                None => Err(Error::Daemon {
-                    status: 401,
-                    message,
-                }),
+        Err(Error::Daemon {
+            status: 401,
+            message,
+        }) => match prompt_credentials(key, &auth, action)? {
+            Some(prompted) => {
+                let headers = [(AUTH_HEADER, prompted.encode_header())];
+                cli.client()
+                    .request(Method::POST, path, query, &headers, empty())
+                    .await
             }
-        }
+            None => Err(Error::Daemon {
+                status: 401,
+                message,
+            }),
+        },
         other => other,
     }
 }
@@ -129,7 +135,8 @@ pub async fn pull(cli: &mut Cli, p: &Parsed) -> Result<()> {
     if !platform.is_empty() {
         query = query.add("platform", platform.to_lowercase());
     }
-    let response = post_with_auth(cli, "/images/create", &query, &reference.auth_key(), "pull").await?;
+    let response =
+        post_with_auth(cli, "/images/create", &query, &reference.auth_key(), "pull").await?;
     show_stream(response, quiet, &mut |_| {}).await?;
     print_out(&format!("{reference}\n"))
 }
@@ -140,7 +147,9 @@ pub async fn push(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let quiet = p.bool("quiet");
     let reference = transfer_reference(&p.args[0], all, quiet)?;
     if reference.digest().is_some() {
-        return Err(Error::InvalidArgument("cannot push a digest reference".to_string()));
+        return Err(Error::InvalidArgument(
+            "cannot push a digest reference".to_string(),
+        ));
     }
     let mut query = Query::new();
     if !all {
@@ -150,7 +159,8 @@ pub async fn push(cli: &mut Cli, p: &Parsed) -> Result<()> {
     }
     let platform = p.string("platform");
     if !platform.is_empty() {
-        query = query.add("platform", platform_object(&platform));
+        require_api(cli, "1.46", "--platform").await?;
+        query = query.add("platform", platform_json(&platform)?);
     }
     let path = format!("/images/{}/push", escape_path(&reference.name()));
     let response = post_with_auth(cli, &path, &query, &reference.auth_key(), "push").await?;
@@ -297,7 +307,8 @@ pub async fn save(cli: &mut Cli, p: &Parsed) -> Result<()> {
     }
     let platform = p.string("platform");
     if !platform.is_empty() {
-        query = query.add("platform", platform_object(&platform));
+        require_api(cli, "1.48", "--platform").await?;
+        query = query.add("platform", platform_json(&platform)?);
     }
     let response = cli
         .client()
@@ -313,7 +324,9 @@ pub async fn save(cli: &mut Cli, p: &Parsed) -> Result<()> {
             operation: "reading image archive",
             source,
         })?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         match pending.as_mut() {
             Some(file) => file.write(&data)?,
             None => stdout.write_all(&data).map_err(|source| Error::Io {
@@ -329,19 +342,6 @@ pub async fn save(cli: &mut Cli, p: &Parsed) -> Result<()> {
             source,
         }),
     }
-}
-
-fn platform_object(platform: &str) -> String {
-    let parts: Vec<&str> = platform.split('/').collect();
-    let mut object = serde_json::Map::new();
-    if let Some(arch) = parts.get(1) {
-        object.insert("architecture".into(), arch.to_lowercase().into());
-    }
-    object.insert("os".into(), parts[0].to_lowercase().into());
-    if let Some(variant) = parts.get(2) {
-        object.insert("variant".into(), variant.to_lowercase().into());
-    }
-    serde_json::Value::Object(object).to_string()
 }
 
 fn open_input(path: &str) -> Result<Body> {
@@ -370,7 +370,8 @@ pub async fn load(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let mut query = Query::new().add("quiet", if quiet { "1" } else { "0" });
     let platform = p.string("platform");
     if !platform.is_empty() {
-        query = query.add("platform", platform_object(&platform));
+        require_api(cli, "1.48", "--platform").await?;
+        query = query.add("platform", platform_json(&platform)?);
     }
     let headers = [("Content-Type", "application/x-tar".to_string())];
     let response = cli
@@ -449,7 +450,10 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
@@ -457,11 +461,15 @@ mod tests {
     fn all_tags_rules() {
         assert!(transfer_reference("busybox:1", true, true).is_err());
         assert_eq!(
-            transfer_reference("busybox", false, true).unwrap().to_string(),
+            transfer_reference("busybox", false, true)
+                .unwrap()
+                .to_string(),
             "docker.io/library/busybox:latest"
         );
         assert_eq!(
-            transfer_reference("busybox", true, true).unwrap().to_string(),
+            transfer_reference("busybox", true, true)
+                .unwrap()
+                .to_string(),
             "docker.io/library/busybox"
         );
     }

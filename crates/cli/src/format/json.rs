@@ -367,7 +367,10 @@ mod tests {
     #[test]
     fn keeps_key_order() {
         let j = Json::parse(br#"{"b":1,"a":{"z":null,"y":[true,"x"]}}"#).unwrap();
-        assert_eq!(j.to_go_json(false), r#"{"b":1,"a":{"z":null,"y":[true,"x"]}}"#);
+        assert_eq!(
+            j.to_go_json(false),
+            r#"{"b":1,"a":{"z":null,"y":[true,"x"]}}"#
+        );
         assert_eq!(j.path(&["a", "y"]).unwrap().items().len(), 2);
         assert_eq!(j.get("b").unwrap().int(), 1);
     }
@@ -411,6 +414,9 @@ mod tests {
 
     #[test]
     fn compacts() {
-        assert_eq!(compact(b"[ {\"a\" : \"b c\" } ,\n 1 ]"), r#"[{"a":"b c"},1]"#);
+        assert_eq!(
+            compact(b"[ {\"a\" : \"b c\" } ,\n 1 ]"),
+            r#"[{"a":"b c"},1]"#
+        );
     }
 }

@@ -212,7 +212,11 @@ impl Display {
             );
             write!(out, "{} ", t.rfc3339_nano_fixed())?;
         } else if m.time != 0 {
-            write!(out, "{} ", LocalTime::from_unix(m.time, 0).rfc3339_nano_fixed())?;
+            write!(
+                out,
+                "{} ",
+                LocalTime::from_unix(m.time, 0).rfc3339_nano_fixed()
+            )?;
         }
         if !m.id.is_empty() {
             write!(out, "{}: ", m.id)?;
@@ -263,7 +267,10 @@ mod tests {
     fn messages(text: &str) -> Vec<Message> {
         let mut buf = text.as_bytes().to_vec();
         let out = drain_messages(&mut buf).unwrap();
-        assert!(buf.iter().all(u8::is_ascii_whitespace), "left over: {buf:?}");
+        assert!(
+            buf.iter().all(u8::is_ascii_whitespace),
+            "left over: {buf:?}"
+        );
         out
     }
 
@@ -327,7 +334,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(p.render(80, 0.0), "   500kB/1MB");
-        assert_eq!(p.render(120, 0.0).len(), "[=========================>                         ]    500kB/1MB".len());
+        assert_eq!(
+            p.render(120, 0.0).len(),
+            "[=========================>                         ]    500kB/1MB".len()
+        );
         let started = Progress {
             start: 100,
             ..p.clone()
@@ -359,14 +369,18 @@ mod tests {
 
     #[test]
     fn streams_and_aux() {
-        let mut buf = br#"{"stream":"Loaded image: a:b\n"}{"aux":{"Tag":"v1"}}{"status":"incompl"#.to_vec();
+        let mut buf =
+            br#"{"stream":"Loaded image: a:b\n"}{"aux":{"Tag":"v1"}}{"status":"incompl"#.to_vec();
         let msgs = drain_messages(&mut buf).unwrap();
         assert_eq!(msgs.len(), 2);
         assert_eq!(buf, br#"{"status":"incompl"#.to_vec());
         let mut display = Display::new(false, 80);
         let mut out = Vec::new();
         assert_eq!(display.show(&msgs[0], &mut out).unwrap(), Outcome::Shown);
-        assert!(matches!(display.show(&msgs[1], &mut out).unwrap(), Outcome::Aux(_)));
+        assert!(matches!(
+            display.show(&msgs[1], &mut out).unwrap(),
+            Outcome::Aux(_)
+        ));
         assert_eq!(String::from_utf8(out).unwrap(), "Loaded image: a:b\n");
     }
 }

@@ -30,7 +30,10 @@ pub fn template_source(format: &str) -> String {
     } else {
         format
     };
-    source.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n")
+    source
+        .trim_matches(' ')
+        .replace("\\t", "\t")
+        .replace("\\n", "\n")
 }
 
 /// Renders `rows` with a `--format` value the way docker's formatter does: one template
@@ -96,7 +99,10 @@ mod tests {
 
     #[test]
     fn template_sources() {
-        assert_eq!(template_source("table {{.ID}}\\t{{.Size}}"), "{{.ID}}\t{{.Size}}");
+        assert_eq!(
+            template_source("table {{.ID}}\\t{{.Size}}"),
+            "{{.ID}}\t{{.Size}}"
+        );
         assert_eq!(template_source("json"), "{{json .}}");
         assert_eq!(template_source(" {{.ID}}\\n"), "{{.ID}}\n");
     }
@@ -116,10 +122,7 @@ mod tests {
             render_rows("{{.ID}}", &header, &rows).unwrap(),
             "abc\ndefghijklmnop\n"
         );
-        assert_eq!(
-            render_rows("table", &header, &rows).unwrap(),
-            "\n\n\n"
-        );
+        assert_eq!(render_rows("table", &header, &rows).unwrap(), "\n\n\n");
         assert!(render_rows("{{.Nope}}", &header, &rows).is_err());
     }
 

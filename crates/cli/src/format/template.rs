@@ -75,7 +75,10 @@ impl Data {
 
     /// A row whose JSON form differs from what templates see (docker's search rows print
     /// "[OK]" but marshal "true").
-    pub fn from_fields_with_json(fields: &[(&str, String)], json_fields: &[(&str, String)]) -> Data {
+    pub fn from_fields_with_json(
+        fields: &[(&str, String)],
+        json_fields: &[(&str, String)],
+    ) -> Data {
         let map: HashMap<String, Value> = fields
             .iter()
             .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
@@ -171,7 +174,11 @@ pub fn map_value(doc: &Json, forms: &mut Forms) -> Value {
 }
 
 fn convert(doc: &Json, renames: &[(&str, &str)], mode: Mode, forms: &mut Forms) -> Value {
-    let inner = if mode == Mode::Raw { Mode::Raw } else { Mode::Nested };
+    let inner = if mode == Mode::Raw {
+        Mode::Raw
+    } else {
+        Mode::Nested
+    };
     let value = match doc {
         Json::Null if mode == Mode::Raw => return Value::NoValue,
         Json::Null => return Value::Nil,
@@ -254,7 +261,10 @@ thread_local! {
     static ZERO_FOR_MISSING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn lookup(forms: &'static std::thread::LocalKey<RefCell<Option<FormList>>>, value: &Value) -> Option<String> {
+fn lookup(
+    forms: &'static std::thread::LocalKey<RefCell<Option<FormList>>>,
+    value: &Value,
+) -> Option<String> {
     forms.with(|forms| {
         forms.borrow().as_ref().and_then(|forms| {
             forms
@@ -313,12 +323,16 @@ fn parse_with(source: &str, funcs: &[(&str, Func)]) -> Result<gtmpl::Template, T
     let mut template = gtmpl::Template::default();
     template.add_funcs(funcs);
     template
-        .parse(add_print_to_actions(source))
+        .parse(rewrite(source))
         .map_err(|e| TemplateError(e.to_string()))?;
     Ok(template)
 }
 
-fn execute(template: &gtmpl::Template, data: &Data, out: &mut Vec<u8>) -> Result<(), TemplateError> {
+fn execute(
+    template: &gtmpl::Template,
+    data: &Data,
+    out: &mut Vec<u8>,
+) -> Result<(), TemplateError> {
     JSON_FORMS.with(|forms| *forms.borrow_mut() = Some(data.json_forms.clone()));
     PRINT_FORMS.with(|forms| *forms.borrow_mut() = Some(data.print_forms.clone()));
     ZERO_FOR_MISSING.with(|flag| flag.set(data.zero_for_missing));
@@ -354,12 +368,19 @@ fn basic_functions() -> Vec<(&'static str, Func)> {
         ("print", print as Func),
         ("println", println as Func),
         ("index", index as Func),
+        ("__is_map", is_map as Func),
+        ("__keys", sorted_keys as Func),
+        ("__single", single_entry as Func),
+        ("__iterable", iterable as Func),
+        ("__empty", is_empty as Func),
     ]
 }
 
 fn header_functions() -> Vec<(&'static str, Func)> {
     let mut funcs = basic_functions();
-    for name in ["json", "split", "join", "title", "lower", "upper", "truncate"] {
+    for name in [
+        "json", "split", "join", "title", "lower", "upper", "truncate",
+    ] {
         if let Some(entry) = funcs.iter_mut().find(|(n, _)| *n == name) {
             entry.1 = header_identity as Func;
         }
@@ -474,6 +495,61 @@ fn json(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(known.unwrap_or_else(|| value_to_json(value))))
 }
 
+/// Whether a value is a map (ranges over maps are rewritten to visit sorted keys).
+fn is_map(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Bool(matches!(
+        one_arg("__is_map", args)?,
+        Value::Map(_) | Value::Object(_)
+    )))
+}
+
+/// A map's keys, sorted as Go's `range` visits them.
+fn sorted_keys(args: &[Value]) -> Result<Value, FuncError> {
+    match one_arg("__keys", args)? {
+        Value::Map(map) | Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Ok(Value::Array(
+                keys.into_iter().map(|k| Value::String(k.clone())).collect(),
+            ))
+        }
+        other => Err(FuncError::Generic(format!(
+            "range can't iterate over {}",
+            go_text(other)
+        ))),
+    }
+}
+
+/// The one-entry map `{key: map[key]}`, ranged over to bind key, value and dot.
+fn single_entry(args: &[Value]) -> Result<Value, FuncError> {
+    let [map, Value::String(key)] = args else {
+        return Err(FuncError::ExactlyXArgs("__single".to_string(), 2));
+    };
+    let value = match map {
+        Value::Map(m) | Value::Object(m) => m.get(key).cloned().unwrap_or(Value::NoValue),
+        _ => Value::NoValue,
+    };
+    Ok(Value::Map(HashMap::from([(key.clone(), value)])))
+}
+
+/// Whether ranging over the value visits nothing (its else branch runs).
+fn is_empty(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Bool(match one_arg("__empty", args)? {
+        Value::Nil | Value::NoValue => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Map(map) | Value::Object(map) => map.is_empty(),
+        _ => false,
+    }))
+}
+
+/// Ranging over nil visits nothing in Go; gtmpl would fail.
+fn iterable(args: &[Value]) -> Result<Value, FuncError> {
+    match one_arg("__iterable", args)? {
+        Value::Nil | Value::NoValue => Ok(Value::Array(Vec::new())),
+        other => Ok(other.clone()),
+    }
+}
+
 /// Go's `index`: element of a slice, or a map's value (`<no value>` when absent).
 fn index(args: &[Value]) -> Result<Value, FuncError> {
     let Some((first, keys)) = args.split_first() else {
@@ -483,9 +559,9 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
     for key in keys {
         current = match (&current, key) {
             (Value::Array(items), Value::Number(n)) => {
-                let i = n
-                    .as_i64()
-                    .ok_or_else(|| FuncError::Generic("cannot index slice/array with nil".into()))?;
+                let i = n.as_i64().ok_or_else(|| {
+                    FuncError::Generic("cannot index slice/array with nil".into())
+                })?;
                 if i < 0 || i as usize >= items.len() {
                     return Err(FuncError::Generic(format!(
                         "error calling index: index out of range: {i}"
@@ -685,30 +761,223 @@ const KEYWORDS: [&str; 10] = [
     "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
 ];
 
-/// Appends `| __print` to every action that prints its value, so that values print the
-/// way Go prints them. Control actions, declarations and comments are left alone.
-pub fn add_print_to_actions(source: &str) -> String {
-    let mut out = String::with_capacity(source.len() + 32);
+/// Rewrites a template so gtmpl runs it as Go would:
+/// - every printing action gets `| __print`, so values print the way Go prints them;
+/// - `range` over a map visits the keys in sorted order (gtmpl follows hash order): the
+///   range becomes, when the value is a map, a range over its sorted keys with an inner
+///   one-entry range that binds the variables and dot as the original did.
+///
+/// Control actions, declarations and comments are left alone; an unclosed action is left
+/// for the parser to report.
+pub fn rewrite(source: &str) -> String {
+    let Some(tokens) = tokenize(source) else {
+        return source.to_string();
+    };
+    let mut out = String::with_capacity(source.len() + 64);
+    let mut counter = 0;
+    emit(&tokens, &mut out, &mut counter);
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Token<'a> {
+    Text(&'a str),
+    /// What is between `{{` and `}}`.
+    Action(&'a str),
+}
+
+fn tokenize(source: &str) -> Option<Vec<Token<'_>>> {
+    let mut tokens = Vec::new();
     let mut rest = source;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        if start > 0 {
+            tokens.push(Token::Text(&rest[..start]));
+        }
         let after = &rest[start + 2..];
-        match action_end(after) {
-            Some(end) => {
+        let end = action_end(after)?;
+        tokens.push(Token::Action(&after[..end]));
+        rest = &after[end + 2..];
+    }
+    if !rest.is_empty() {
+        tokens.push(Token::Text(rest));
+    }
+    Some(tokens)
+}
+
+/// The parts of an action: left trim marker, body, right trim marker.
+fn split_trim(action: &str) -> (bool, &str, bool) {
+    let (left, core) = match action.strip_prefix("- ") {
+        Some(rest) => (true, rest),
+        None => (false, action),
+    };
+    let (core, right) = match core.strip_suffix(" -") {
+        Some(rest) => (rest, true),
+        None => (core, false),
+    };
+    (left, core, right)
+}
+
+fn keyword(action: &str) -> &str {
+    let (_, core, _) = split_trim(action);
+    let core = core.trim_start();
+    let len = core
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(core.len());
+    &core[..len]
+}
+
+/// For the block opened at `start`: the index of its top-level `else` (if any) and of
+/// its `end`.
+fn block_extent(tokens: &[Token], start: usize) -> Option<(Option<usize>, usize)> {
+    let mut depth = 0usize;
+    let mut else_at = None;
+    for (j, token) in tokens.iter().enumerate().skip(start + 1) {
+        let Token::Action(action) = token else {
+            continue;
+        };
+        match keyword(action) {
+            "if" | "range" | "with" | "define" | "block" => depth += 1,
+            "else" if depth == 0 && else_at.is_none() => else_at = Some(j),
+            "end" if depth == 0 => return Some((else_at, j)),
+            "end" => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn emit(tokens: &[Token], out: &mut String, counter: &mut usize) {
+    let mut i = 0;
+    while i < tokens.len() {
+        match tokens[i] {
+            Token::Text(text) => out.push_str(text),
+            Token::Action(action) => {
+                if keyword(action) == "range" {
+                    if let Some((else_at, end_at)) = block_extent(tokens, i) {
+                        emit_range(tokens, i, else_at, end_at, out, counter);
+                        i = end_at + 1;
+                        continue;
+                    }
+                }
                 out.push_str("{{");
-                out.push_str(&rewrite_action(&after[..end]));
+                out.push_str(&rewrite_action(action));
                 out.push_str("}}");
-                rest = &after[end + 2..];
             }
-            None => {
-                // Unclosed: leave it for the parser to report.
-                out.push_str(&rest[start..]);
-                return out;
+        }
+        i += 1;
+    }
+}
+
+fn emit_range(
+    tokens: &[Token],
+    start: usize,
+    else_at: Option<usize>,
+    end_at: usize,
+    out: &mut String,
+    counter: &mut usize,
+) {
+    let Token::Action(range_action) = tokens[start] else {
+        return;
+    };
+    let action_at = |i: usize| match tokens[i] {
+        Token::Action(a) => a,
+        Token::Text(t) => t,
+    };
+    let (range_left, core, range_right) = split_trim(range_action);
+    let spec = core.trim_start()["range".len()..].trim();
+    let (vars, pipeline) = range_variables(spec);
+    if pipeline.is_empty() {
+        // Not a range we understand; let the parser judge it.
+        for token in &tokens[start..=end_at] {
+            match token {
+                Token::Text(t) => out.push_str(t),
+                Token::Action(a) => {
+                    out.push_str("{{");
+                    out.push_str(a);
+                    out.push_str("}}");
+                }
+            }
+        }
+        return;
+    }
+    let n = *counter;
+    *counter += 1;
+    let body_end = else_at.unwrap_or(end_at);
+    let mut body = String::new();
+    emit(&tokens[start + 1..body_end], &mut body, counter);
+    let mut else_body = String::new();
+    if let Some(e) = else_at {
+        emit(&tokens[e + 1..end_at], &mut else_body, counter);
+    }
+    let (else_left, else_right) = match else_at {
+        Some(e) => {
+            let (l, _, r) = split_trim(action_at(e));
+            (l, r)
+        }
+        None => (false, false),
+    };
+    let (end_left, _, end_right) = split_trim(action_at(end_at));
+    let trim = |on: bool| if on { "- " } else { "" };
+    let rtrim = |on: bool| if on { " -" } else { "" };
+    // The trim before whatever follows the body (else, or end).
+    let body_close_left = if else_at.is_some() {
+        else_left
+    } else {
+        end_left
+    };
+
+    // The ranged value is evaluated once, with the original dot. gtmpl runs a range's
+    // else branch even after iterations, so "else" becomes an explicit emptiness test.
+    out.push_str(&format!(
+        "{{{{{}$__v{n} := {pipeline}}}}}",
+        trim(range_left)
+    ));
+    if else_at.is_some() {
+        out.push_str(&format!("{{{{if __empty $__v{n}{}}}}}", rtrim(else_right)));
+        out.push_str(&else_body);
+        out.push_str(&format!("{{{{{}else}}}}", trim(end_left)));
+    }
+    out.push_str(&format!("{{{{if __is_map $__v{n}}}}}"));
+    out.push_str(&format!(
+        "{{{{range $__k{n} := __keys $__v{n}}}}}{{{{range {vars}__single $__v{n} $__k{n}{}}}}}",
+        rtrim(range_right)
+    ));
+    out.push_str(&body);
+    out.push_str(&format!("{{{{{}end}}}}{{{{end}}}}", trim(body_close_left)));
+    out.push_str("{{else}}");
+    out.push_str(&format!(
+        "{{{{range {vars}__iterable $__v{n}{}}}}}",
+        rtrim(range_right)
+    ));
+    out.push_str(&body);
+    out.push_str(&format!("{{{{{}end}}}}", trim(body_close_left)));
+    out.push_str("{{end}}");
+    if else_at.is_some() {
+        out.push_str("{{end}}");
+    }
+    // The original end's right trim applies to the text after the whole construct.
+    if end_right {
+        out.push_str("{{- /* */ -}}");
+    }
+}
+
+/// Splits `$k, $v := X` into ("$k, $v := ", "X"); no variables gives ("", spec).
+fn range_variables(spec: &str) -> (String, String) {
+    if spec.starts_with('$') {
+        if let Some(pos) = spec.find(":=") {
+            let vars = spec[..pos].trim();
+            let is_vars = vars.split(',').all(|v| {
+                v.trim().starts_with('$')
+                    && v.trim()[1..]
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_')
+            });
+            if is_vars {
+                return (format!("{vars} := "), spec[pos + 2..].trim().to_string());
             }
         }
     }
-    out.push_str(rest);
-    out
+    (String::new(), spec.to_string())
 }
 
 /// The line of the first action without its closing `}}`, as Go reports it.
@@ -822,35 +1091,102 @@ mod tests {
 
     #[test]
     fn rewrites_only_printing_actions() {
-        assert_eq!(add_print_to_actions("{{.A}}"), "{{.A | __print}}");
+        assert_eq!(rewrite("{{.A}}"), "{{.A | __print}}");
         assert_eq!(
-            add_print_to_actions("{{- .A -}} x {{ .B }}"),
+            rewrite("{{- .A -}} x {{ .B }}"),
             "{{- .A | __print -}} x {{ .B | __print }}"
         );
         assert_eq!(
-            add_print_to_actions("{{if .A}}{{else if .B}}{{end}}"),
+            rewrite("{{if .A}}{{else if .B}}{{end}}"),
             "{{if .A}}{{else if .B}}{{end}}"
         );
-        assert_eq!(add_print_to_actions("{{$x := .A}}"), "{{$x := .A}}");
+        assert_eq!(rewrite("{{$x := .A}}"), "{{$x := .A}}");
+        assert_eq!(rewrite("{{/* c */}}"), "{{/* c */}}");
         assert_eq!(
-            add_print_to_actions("{{range $k, $v := .A}}"),
-            "{{range $k, $v := .A}}"
-        );
-        assert_eq!(add_print_to_actions("{{/* c */}}"), "{{/* c */}}");
-        assert_eq!(
-            add_print_to_actions(r#"{{join .A "}}"}}"#),
+            rewrite(r#"{{join .A "}}"}}"#),
             r#"{{join .A "}}" | __print}}"#
         );
-        assert_eq!(add_print_to_actions("{{.A"), "{{.A");
+        assert_eq!(rewrite("{{.A"), "{{.A");
+    }
+
+    #[test]
+    fn ranges_over_maps_visit_sorted_keys() {
+        let doc = r#"{"M":{"b":"2","a":"1","c":"3"},"L":["x","y"],"E":{},"N":null}"#;
+        assert_eq!(
+            render("{{range $k, $v := .M}}{{$k}}={{$v}},{{end}}", doc),
+            "a=1,b=2,c=3,"
+        );
+        assert_eq!(render("{{range .M}}{{.}}{{end}}", doc), "123");
+        assert_eq!(render("{{range $v := .M}}{{$v}}{{end}}", doc), "123");
+        assert_eq!(
+            render(
+                "{{range $i, $e := .L}}{{if $i}}, {{end}}{{$i}}{{$e}}{{end}}",
+                doc
+            ),
+            "0x, 1y"
+        );
+        assert_eq!(render("{{range .E}}x{{else}}empty{{end}}", doc), "empty");
+        assert_eq!(render("{{range .N}}x{{else}}none{{end}}", doc), "none");
+        assert_eq!(
+            render(
+                "{{range $k, $v := .M}}{{range $.L}}{{$k}}{{.}} {{end}}{{end}}",
+                doc
+            ),
+            "ax ay bx by cx cy "
+        );
+        assert_eq!(
+            render("[ {{- range .L -}} {{.}} {{- end -}} ]", doc),
+            "[xy]"
+        );
+        assert_eq!(
+            render("[{{range .M -}} {{.}} {{- else}}e{{end}}]", doc),
+            "[123]"
+        );
     }
 
     #[test]
     fn prints_values_like_go() {
-        let doc = r#"{"Tags":["a","b"],"Labels":{"z":"1","a":"2"},"Env":null,"Size":1986676,"S":"x"}"#;
+        let doc =
+            r#"{"Tags":["a","b"],"Labels":{"z":"1","a":"2"},"Env":null,"Size":1986676,"S":"x"}"#;
         assert_eq!(
-            render("{{.Tags}} {{.Labels}} {{.Env}} {{.Size}} {{.S}} {{.Labels.missing}}", doc),
+            render(
+                "{{.Tags}} {{.Labels}} {{.Env}} {{.Size}} {{.S}} {{.Labels.missing}}",
+                doc
+            ),
             "[a b] map[a:2 z:1] <nil> 1986676 x <no value>"
         );
+    }
+
+    #[test]
+    fn go_control_flow() {
+        let doc = r#"{"S":"x","E":"","N":3,"L":["a"],"M":{"k":"v"},"Z":null}"#;
+        assert_eq!(render("{{with .S}}<{{.}}>{{else}}none{{end}}", doc), "<x>");
+        assert_eq!(render("{{with .E}}<{{.}}>{{else}}none{{end}}", doc), "none");
+        assert_eq!(
+            render(
+                "{{if and .S .N}}both{{end}}{{if or .E .Z}}x{{else}}neither{{end}}",
+                doc
+            ),
+            "bothneither"
+        );
+        assert_eq!(
+            render(
+                "{{if not .E}}empty{{end}} {{if eq .S \"x\"}}eq{{end}} {{if ne .N 4}}ne{{end}}",
+                doc
+            ),
+            "empty eq ne"
+        );
+        assert_eq!(
+            render("{{if lt .N 5}}lt{{end}} {{printf \"%s-%d\" .S .N}}", doc),
+            "lt x-3"
+        );
+        assert_eq!(render("{{range .L}}{{.}}{{end -}}   !", doc), "a!");
+        assert_eq!(
+            render("{{$x := .S}}{{range .L}}{{$x}}{{.}}{{end}}", doc),
+            "xa"
+        );
+        assert_eq!(render("{{index .M \"k\"}}{{index .L 0}}", doc), "va");
+        assert_eq!(render("{{.M.k}}", doc), "v");
     }
 
     #[test]
@@ -862,7 +1198,8 @@ mod tests {
 
     #[test]
     fn json_keeps_daemon_order_and_go_names() {
-        let doc = r#"{"Config":{"Cmd":["sh"],"Env":null,"Labels":{"b":"<x>"}},"ApiVersion":"1.41"}"#;
+        let doc =
+            r#"{"Config":{"Cmd":["sh"],"Env":null,"Labels":{"b":"<x>"}},"ApiVersion":"1.41"}"#;
         assert_eq!(
             render("{{json .Config}}", doc),
             r#"{"Cmd":["sh"],"Env":null,"Labels":{"b":"<x>"}}"#
@@ -877,10 +1214,19 @@ mod tests {
         let doc = r#"{"S":"hello world","L":["x","y"],"E":""}"#;
         assert_eq!(render(r#"{{join .L ", "}}"#, doc), "x, y");
         assert_eq!(render(r#"{{split .S " "}}"#, doc), "[hello world]");
-        assert_eq!(render("{{upper .S}} {{lower \"ABC\"}}", doc), "HELLO WORLD abc");
+        assert_eq!(
+            render("{{upper .S}} {{lower \"ABC\"}}", doc),
+            "HELLO WORLD abc"
+        );
         assert_eq!(render("{{title .S}}", doc), "Hello World");
-        assert_eq!(render("{{truncate .S 5}}|{{truncate .S 50}}", doc), "hello|hello world");
-        assert_eq!(render("[{{pad .S 1 2}}][{{pad .E 1 2}}]", doc), "[ hello world  ][]");
+        assert_eq!(
+            render("{{truncate .S 5}}|{{truncate .S 50}}", doc),
+            "hello|hello world"
+        );
+        assert_eq!(
+            render("[{{pad .S 1 2}}][{{pad .E 1 2}}]", doc),
+            "[ hello world  ][]"
+        );
         assert_eq!(render("{{println .S .L}}", doc), "hello world [x y]\n");
         assert_eq!(render("{{print 1 2 \"a\" 3}}", doc), "1 2a3");
         assert_eq!(render("{{range .L}}<{{.}}>{{end}}", doc), "<x><y>");

@@ -136,7 +136,12 @@ const DOCKER_IMAGE_CONFIG_EXT: &[Field] = &[
 /// `dockerspec.DockerOCIImageConfig`.
 const DOCKER_IMAGE_CONFIG: &[Field] = &[
     named("ImageConfig", "", Ty::Embed(OCI_IMAGE_CONFIG), false),
-    named("DockerOCIImageConfigExt", "", Ty::Embed(DOCKER_IMAGE_CONFIG_EXT), false),
+    named(
+        "DockerOCIImageConfigExt",
+        "",
+        Ty::Embed(DOCKER_IMAGE_CONFIG_EXT),
+        false,
+    ),
 ];
 
 const PLATFORM: &[Field] = &[
@@ -177,7 +182,10 @@ pub const IMAGE_INSPECT: &[Field] = &[
     o("OsVersion", Ty::Str),
     f("Size", Ty::Int),
     o("VirtualSize", Ty::Int),
-    f("GraphDriver", Ty::Struct(&[f("Data", Ty::StrMap), f("Name", Ty::Str)])),
+    f(
+        "GraphDriver",
+        Ty::Struct(&[f("Data", Ty::StrMap), f("Name", Ty::Str)]),
+    ),
     f(
         "RootFS",
         Ty::Struct(&[o("Type", Ty::Str), o("Layers", Ty::Strings)]),
@@ -243,6 +251,121 @@ const CLIENT_VERSION: &[Field] = &[
 pub const VERSION_INFO: &[Field] = &[
     f("Client", Ty::Struct(CLIENT_VERSION)),
     f("Server", Ty::Ptr(SERVER_VERSION)),
+];
+
+const COMMIT: &[Field] = &[f("ID", Ty::Str), o("Expected", Ty::Str)];
+
+/// `swarm.Info`.
+const SWARM_INFO: &[Field] = &[
+    f("NodeID", Ty::Str),
+    f("NodeAddr", Ty::Str),
+    f("LocalNodeState", Ty::Str),
+    f("ControlAvailable", Ty::Bool),
+    f("Error", Ty::Str),
+    f("RemoteManagers", Ty::Raw),
+    o("Nodes", Ty::Int),
+    o("Managers", Ty::Int),
+    o("Cluster", Ty::Raw),
+    o("Warnings", Ty::Strings),
+];
+
+/// `system.Info`.
+const SYSTEM_INFO: &[Field] = &[
+    f("ID", Ty::Str),
+    f("Containers", Ty::Int),
+    f("ContainersRunning", Ty::Int),
+    f("ContainersPaused", Ty::Int),
+    f("ContainersStopped", Ty::Int),
+    f("Images", Ty::Int),
+    f("Driver", Ty::Str),
+    f("DriverStatus", Ty::Raw),
+    o("SystemStatus", Ty::Raw),
+    f(
+        "Plugins",
+        Ty::Struct(&[
+            f("Volume", Ty::Strings),
+            f("Network", Ty::Strings),
+            f("Authorization", Ty::Strings),
+            f("Log", Ty::Strings),
+        ]),
+    ),
+    f("MemoryLimit", Ty::Bool),
+    f("SwapLimit", Ty::Bool),
+    o("KernelMemory", Ty::Bool),
+    o("KernelMemoryTCP", Ty::Bool),
+    named("CPUCfsPeriod", "CpuCfsPeriod", Ty::Bool, false),
+    named("CPUCfsQuota", "CpuCfsQuota", Ty::Bool, false),
+    f("CPUShares", Ty::Bool),
+    f("CPUSet", Ty::Bool),
+    f("PidsLimit", Ty::Bool),
+    f("IPv4Forwarding", Ty::Bool),
+    f("Debug", Ty::Bool),
+    f("NFd", Ty::Int),
+    f("OomKillDisable", Ty::Bool),
+    f("NGoroutines", Ty::Int),
+    f("SystemTime", Ty::Str),
+    f("LoggingDriver", Ty::Str),
+    f("CgroupDriver", Ty::Str),
+    o("CgroupVersion", Ty::Str),
+    f("NEventsListener", Ty::Int),
+    f("KernelVersion", Ty::Str),
+    f("OperatingSystem", Ty::Str),
+    f("OSVersion", Ty::Str),
+    f("OSType", Ty::Str),
+    f("Architecture", Ty::Str),
+    f("IndexServerAddress", Ty::Str),
+    f("RegistryConfig", Ty::Raw),
+    f("NCPU", Ty::Int),
+    f("MemTotal", Ty::Int),
+    f("GenericResources", Ty::Raw),
+    f("DockerRootDir", Ty::Str),
+    named("HTTPProxy", "HttpProxy", Ty::Str, false),
+    named("HTTPSProxy", "HttpsProxy", Ty::Str, false),
+    f("NoProxy", Ty::Str),
+    f("Name", Ty::Str),
+    f("Labels", Ty::Strings),
+    f("ExperimentalBuild", Ty::Bool),
+    f("ServerVersion", Ty::Str),
+    f("Runtimes", Ty::Raw),
+    f("DefaultRuntime", Ty::Str),
+    f("Swarm", Ty::Struct(SWARM_INFO)),
+    f("LiveRestoreEnabled", Ty::Bool),
+    f("Isolation", Ty::Str),
+    f("InitBinary", Ty::Str),
+    f("ContainerdCommit", Ty::Struct(COMMIT)),
+    f("RuncCommit", Ty::Struct(COMMIT)),
+    f("InitCommit", Ty::Struct(COMMIT)),
+    f("SecurityOptions", Ty::Strings),
+    o("ProductLicense", Ty::Str),
+    o("DefaultAddressPools", Ty::Raw),
+    o("FirewallBackend", Ty::Raw),
+    f("CDISpecDirs", Ty::Strings),
+    o("DiscoveredDevices", Ty::Raw),
+    o("Containerd", Ty::Raw),
+    f("Warnings", Ty::Strings),
+];
+
+/// The client's part of `info` (docker's `clientInfo`).
+const CLIENT_INFO: &[Field] = &[
+    f("Debug", Ty::Bool),
+    named("clientVersion", "", Ty::Embed(CLIENT_VERSION), false),
+    f("Plugins", Ty::Raw),
+    f("Warnings", Ty::Strings),
+];
+
+/// What `info --format` runs over (docker's `dockerInfo`).
+pub const DOCKER_INFO: &[Field] = &[
+    named("Info", "", Ty::Embed(SYSTEM_INFO), false),
+    o("ServerErrors", Ty::Strings),
+    o("ClientInfo", Ty::Ptr(CLIENT_INFO)),
+    o("ClientErrors", Ty::Strings),
+];
+
+/// The client-only view docker tries first, to skip asking the daemon when a template
+/// needs nothing from it.
+pub const CLIENT_ONLY_INFO: &[Field] = &[
+    o("ClientInfo", Ty::Ptr(CLIENT_INFO)),
+    o("ClientErrors", Ty::Strings),
 ];
 
 /// A decoded Go value.
@@ -338,7 +461,12 @@ impl GoValue {
             GoValue::Duration(d) => *d == 0,
             GoValue::Slice(s) => s.as_ref().is_none_or(Vec::is_empty),
             GoValue::Map(m) => m.as_ref().is_none_or(Vec::is_empty),
-            GoValue::Raw(j) => matches!(j, Json::Null),
+            GoValue::Raw(j) => match j {
+                Json::Null => true,
+                Json::Array(items) => items.is_empty(),
+                Json::Object(fields) => fields.is_empty(),
+                _ => false,
+            },
             GoValue::Time(_) | GoValue::Struct(..) => false,
         }
     }
@@ -415,11 +543,7 @@ impl GoValue {
             GoValue::Duration(d) => go_duration(*d),
             GoValue::Time(s) => go_time(s),
             GoValue::Slice(items) => {
-                let parts: Vec<String> = items
-                    .iter()
-                    .flatten()
-                    .map(|v| v.go_text())
-                    .collect();
+                let parts: Vec<String> = items.iter().flatten().map(|v| v.go_text()).collect();
                 format!("[{}]", parts.join(" "))
             }
             GoValue::Map(entries) => {
@@ -542,7 +666,11 @@ fn go_duration(ns: i64) -> String {
     }
     let total_seconds = ns / 1_000_000_000;
     let frac = ns % 1_000_000_000;
-    let (h, m, s) = (total_seconds / 3600, (total_seconds / 60) % 60, total_seconds % 60);
+    let (h, m, s) = (
+        total_seconds / 3600,
+        (total_seconds / 60) % 60,
+        total_seconds % 60,
+    );
     let seconds = if frac == 0 {
         s.to_string()
     } else {
@@ -608,7 +736,10 @@ mod tests {
             r#"{"Cmd":["sh"],"Healthcheck":{"Test":["CMD","true"],"Interval":30000000000}}"#
         );
         assert_eq!(render("{{json .GraphDriver.Data}}"), r#"{"a":"1","b":"2"}"#);
-        assert_eq!(render("{{json .RootFS}}"), r#"{"Type":"layers","Layers":["sha256:69"]}"#);
+        assert_eq!(
+            render("{{json .RootFS}}"),
+            r#"{"Type":"layers","Layers":["sha256:69"]}"#
+        );
         assert_eq!(render("{{json .RepoDigests}}"), "[]");
     }
 

@@ -190,7 +190,9 @@ impl LocalTime {
         } else {
             // SAFETY: tm_zone points to a NUL-terminated string owned by libc's time zone
             // state, valid until the next tzset; it is copied at once.
-            unsafe { CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(tm.tm_zone) }
+                .to_string_lossy()
+                .into_owned()
         };
         LocalTime {
             year: i64::from(tm.tm_year) + 1900,
@@ -274,7 +276,12 @@ impl LocalTime {
 
     /// RFC 3339 with nanoseconds always printed: "2006-01-02T15:04:05.000000000Z07:00".
     pub fn rfc3339_nano_fixed(&self) -> String {
-        format!("{}.{:09}{}", self.date_time('T'), self.nanos, self.rfc3339_zone())
+        format!(
+            "{}.{:09}{}",
+            self.date_time('T'),
+            self.nanos,
+            self.rfc3339_zone()
+        )
     }
 
     /// Go's `time.ANSIC`: "Mon Jan _2 15:04:05 2006".

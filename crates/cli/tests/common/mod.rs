@@ -162,7 +162,10 @@ impl PrivateDockerd {
                     .unwrap_or_default();
                 panic!("dockerd exited with {status}:\n{log}");
             }
-            assert!(Instant::now() < deadline, "dockerd did not answer within 90s");
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not answer within 90s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Some(daemon)
@@ -318,7 +321,10 @@ impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Run")
             .field("code", &self.code)
-            .field("stdout", &self.stdout.chars().take(4000).collect::<String>())
+            .field(
+                "stdout",
+                &self.stdout.chars().take(4000).collect::<String>(),
+            )
             .field("stderr", &self.stderr)
             .finish()
     }
@@ -443,13 +449,25 @@ impl TestEnv {
         self.run_env(program, args, stdin, &[])
     }
 
-    fn run_env(&self, program: &Path, args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Run {
+    fn run_env(
+        &self,
+        program: &Path,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        envs: &[(&str, &str)],
+    ) -> Run {
         let mut cmd = self.command(program, args);
         cmd.envs(envs.iter().copied());
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("running {program:?}: {e}"));
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {program:?}: {e}"));
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().expect("stdin pipe");
             let input = input.to_vec();
@@ -501,6 +519,62 @@ impl TestEnv {
     /// Runs `docker ARGS` with `input` on stdin.
     pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Run {
         self.run(&self.docker, args, Some(input))
+    }
+
+    /// Runs `berth ARGS` on a pseudo-terminal (util-linux `script`), typing each of
+    /// `typed` after a pause; `None` when `script` is not installed.
+    pub fn berth_on_terminal(&self, args: &[&str], typed: &[&str]) -> Option<Run> {
+        let script = Path::new("/usr/bin/script");
+        if !script.exists() {
+            eprintln!("skipping terminal check: util-linux `script` is not installed");
+            return None;
+        }
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let mut line = format!(
+            "stty cols 150; exec {} -H {}",
+            quote(&berth_bin().display().to_string()),
+            quote(&self.daemon.host())
+        );
+        for arg in args {
+            line.push(' ');
+            line.push_str(&quote(arg));
+        }
+        let mut cmd = Command::new(script);
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env("HOME", self.home.path())
+            .env("BERTH_CONFIG", &self.berth_config)
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env("TZ", "UTC")
+            .env("SHELL", "/bin/sh")
+            .env_remove("BERTH_HOST")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("running script");
+        let mut stdin = child.stdin.take().expect("script stdin");
+        let typed: Vec<String> = typed.iter().map(|s| s.to_string()).collect();
+        std::thread::spawn(move || {
+            for text in typed {
+                std::thread::sleep(Duration::from_millis(700));
+                let _ = stdin.write_all(text.as_bytes());
+                let _ = stdin.flush();
+            }
+            // Keep the terminal open until the command is done.
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        let pid = child.id() as i32;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(out) => Some(Run::from_output(out.expect("waiting for script"))),
+            Err(_) => {
+                // SAFETY: killing the `script` process this test started, by its id.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("berth {args:?} on a terminal did not finish");
+            }
+        }
     }
 
     /// Text that names the client in one and not the other, made equal.
@@ -592,10 +666,7 @@ pub fn mask_digests(text: &str) -> String {
     while let Some(i) = rest.find("sha256:") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 7..];
-        let hex_len = after
-            .bytes()
-            .take_while(u8::is_ascii_hexdigit)
-            .count();
+        let hex_len = after.bytes().take_while(u8::is_ascii_hexdigit).count();
         if hex_len == 64 {
             out.push_str("sha256:<digest>");
             rest = &after[64..];

@@ -38,15 +38,22 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub data_root: PathBuf,
     pub extra_args: Vec<String>,
+    pub config_json: String,
     child: Option<Child>,
 }
 
 impl Daemon {
     pub fn start(extra_args: &[&str]) -> Daemon {
+        Daemon::start_with_config("{}", extra_args)
+    }
+
+    /// Starts berthd with `config_json` as its daemon.json.
+    pub fn start_with_config(config_json: &str, extra_args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new().prefix("berthd-test-").tempdir_in("/var/tmp").unwrap();
         let socket = dir.path().join("berth.sock");
         let data_root = dir.path().join("data");
-        let mut daemon = Daemon { socket, data_root, dir, extra_args: extra_args.iter().map(|s| s.to_string()).collect(), child: None };
+        let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut daemon = Daemon { socket, data_root, dir, extra_args, config_json: config_json.to_string(), child: None };
         daemon.spawn();
         daemon
     }
@@ -54,7 +61,7 @@ impl Daemon {
     /// Starts (or restarts) the daemon process on the same state.
     pub fn spawn(&mut self) {
         let dir = self.dir.path();
-        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        std::fs::write(dir.join("daemon.json"), &self.config_json).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("berthd.log")).unwrap();
         let child = Command::new(berthd_bin())
             .arg("--config-file")

@@ -81,7 +81,11 @@ async fn liar() -> Liar {
         }
     })
     .await;
-    Liar { server, claimed, blob }
+    Liar {
+        server,
+        claimed,
+        blob,
+    }
 }
 
 fn reference(s: &str) -> Reference {
@@ -92,7 +96,10 @@ fn reference(s: &str) -> Reference {
 async fn lying_manifests_are_refused() {
     let liar = liar().await;
     let addr = &liar.server.addr;
-    let client = client_with(RegistryConfig { max_retries: 1, ..RegistryConfig::default() });
+    let client = client_with(RegistryConfig {
+        max_retries: 1,
+        ..RegistryConfig::default()
+    });
     let host = Platform::host();
 
     let r = reference(&format!("{addr}/lie@{}", liar.claimed));
@@ -108,23 +115,38 @@ async fn lying_manifests_are_refused() {
     );
     assert_eq!(e.kind(), ErrorKind::Unavailable);
 
-    let e = client.get_manifest(&reference(&format!("{addr}/lie:tagged")), None).await.unwrap_err();
-    assert!(matches!(&e, Error::DigestMismatch { expected, .. } if *expected == liar.claimed), "{e}");
+    let e = client
+        .get_manifest(&reference(&format!("{addr}/lie:tagged")), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::DigestMismatch { expected, .. } if *expected == liar.claimed),
+        "{e}"
+    );
 
-    let e = client.resolve(&reference(&format!("{addr}/html")), None, &host).await.unwrap_err();
+    let e = client
+        .resolve(&reference(&format!("{addr}/html")), None, &host)
+        .await
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         format!("registry {addr} sent a bad response to GET /v2/html/manifests/latest: an HTML page (text/html) instead of a manifest")
     );
 
-    let e = client.resolve(&reference(&format!("{addr}/odd")), None, &host).await.unwrap_err();
+    let e = client
+        .resolve(&reference(&format!("{addr}/odd")), None, &host)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert_eq!(
         e.to_string(),
         format!("unsupported manifest for {addr}/odd:latest: unknown media type \"application/vnd.example.thing+json\"")
     );
 
-    let e = client.resolve(&reference(&format!("{addr}/broken")), None, &host).await.unwrap_err();
+    let e = client
+        .resolve(&reference(&format!("{addr}/broken")), None, &host)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     assert_eq!(
         e.to_string(),
@@ -137,12 +159,18 @@ async fn lying_manifests_are_refused() {
 async fn lying_blobs_are_refused() {
     let liar = liar().await;
     let addr = &liar.server.addr;
-    let client = client_with(RegistryConfig { max_retries: 2, ..RegistryConfig::default() });
+    let client = client_with(RegistryConfig {
+        max_retries: 2,
+        ..RegistryConfig::default()
+    });
     let endpoint = client.origin(addr).await;
     let digest = sha256(&liar.blob);
 
     // Content-Length says 1100 where the manifest said 1000.
-    let e = client.fetch_blob(&endpoint, "lie", &digest, Some(1000), 0, None).await.unwrap_err();
+    let e = client
+        .fetch_blob(&endpoint, "lie", &digest, Some(1000), 0, None)
+        .await
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         format!("registry {addr} sent a bad response to GET /v2/lie/blobs/{digest}: Content-Length 1100 does not match the blob size 1000")
@@ -150,23 +178,45 @@ async fn lying_blobs_are_refused() {
 
     // Announced 1000 bytes, sent 500 and hung up, every time: the stream gives up.
     let zero = format!("sha256:{}", "0".repeat(64));
-    let stream = client.fetch_blob(&endpoint, "cut", &zero, Some(1000), 0, None).await.expect("the answer starts well");
+    let stream = client
+        .fetch_blob(&endpoint, "cut", &zero, Some(1000), 0, None)
+        .await
+        .expect("the answer starts well");
     let e = drain(stream).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     let message = e.to_string();
-    assert!(message.starts_with(&format!("transfer of blob {zero} of cut from {addr} failed: ")), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "transfer of blob {zero} of cut from {addr} failed: "
+        )),
+        "{message}"
+    );
     assert!(message.ends_with("(gave up after 2 retries)"), "{message}");
     let ranges: Vec<Option<String>> = {
         let requests = liar.server.requests.lock().unwrap();
-        requests.iter().filter(|r| r.target.starts_with("/v2/cut/")).map(|r| r.headers.get("range").cloned()).collect()
+        requests
+            .iter()
+            .filter(|r| r.target.starts_with("/v2/cut/"))
+            .map(|r| r.headers.get("range").cloned())
+            .collect()
     };
     let resumed = Some("bytes=500-".to_string());
-    assert_eq!(ranges, [None, resumed.clone(), resumed], "each retry resumes where the data stopped");
+    assert_eq!(
+        ranges,
+        [None, resumed.clone(), resumed],
+        "each retry resumes where the data stopped"
+    );
 
     // The content is not what the digest says.
     let other = sha256(b"other");
-    let e = client.fetch_blob_bytes(&endpoint, "lie", &other, None, None).await.unwrap_err();
-    assert_eq!(e.to_string(), format!("digest mismatch for lie@{other}: expected {other}, got {digest}"));
+    let e = client
+        .fetch_blob_bytes(&endpoint, "lie", &other, None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("digest mismatch for lie@{other}: expected {other}, got {digest}")
+    );
 }
 
 #[tokio::test]
@@ -174,7 +224,10 @@ async fn tag_pages_and_search_results() {
     let liar = liar().await;
     let addr = &liar.server.addr;
     let client = client();
-    let tags = client.list_tags(&reference(&format!("{addr}/pages")), None).await.expect("tags");
+    let tags = client
+        .list_tags(&reference(&format!("{addr}/pages")), None)
+        .await
+        .expect("tags");
     assert_eq!(tags, ["a", "b", "c", "d", "e"]);
     assert_eq!(liar.server.count("GET", "/v2/pages/tags/list"), 3);
 

@@ -29,7 +29,15 @@ fn ensure_tools() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let status = Command::new(repo_root().join("tests/install-deps.sh"))
-            .args(["docker-registry", "skopeo", "apache2-utils", "curl", "openssl", "python3"])
+            .args([
+                "docker-registry",
+                "skopeo",
+                "apache2-utils",
+                "curl",
+                "openssl",
+                "python3",
+                "zstd",
+            ])
             .status()
             .expect("run tests/install-deps.sh");
         assert!(status.success(), "tests/install-deps.sh failed");
@@ -61,7 +69,10 @@ impl Registry {
     pub fn start_with(args: &[&str]) -> Registry {
         ensure_tools();
         let dir = tempfile::tempdir().expect("tempdir");
-        let addr = run(Command::new(repo_root().join("tests/registry.sh")).arg("start").arg(dir.path()).args(args));
+        let addr = run(Command::new(repo_root().join("tests/registry.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .args(args));
         Registry { addr, dir }
     }
 
@@ -73,7 +84,10 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("tests/registry.sh")).arg("stop").arg(self.dir.path()).status();
+        let _ = Command::new(repo_root().join("tests/registry.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -98,12 +112,19 @@ impl Layout {
         serde_json::from_slice(&self.blob(digest)).expect("blob is JSON")
     }
 
-    /// Pushes the layout (tag `latest`) to `registry/name` with skopeo, digests kept.
+    /// Pushes the layout (tag `latest`) to `registry/name` with skopeo, digests kept
+    /// unless `extra` converts the format (`--format v2s2`).
     pub fn push(&self, registry: &str, name: &str, extra: &[&str]) {
         let src = format!("oci:{}:latest", self.path().display());
         let dst = format!("docker://{registry}/{name}");
+        let keep = if extra.contains(&"--format") {
+            None
+        } else {
+            Some("--preserve-digests")
+        };
         run(Command::new("skopeo")
-            .args(["copy", "-q", "--all", "--preserve-digests", "--dest-tls-verify=false"])
+            .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
+            .args(keep)
             .args(extra)
             .arg(&src)
             .arg(&dst));
@@ -114,7 +135,10 @@ impl Layout {
 pub fn make_image(args: &[&str]) -> Layout {
     ensure_tools();
     let dir = tempfile::tempdir().expect("tempdir");
-    let digest = run(Command::new("python3").arg(repo_root().join("tests/make-image.py")).arg(dir.path()).args(args));
+    let digest = run(Command::new("python3")
+        .arg(repo_root().join("tests/make-image.py"))
+        .arg(dir.path())
+        .args(args));
     Layout { dir, digest }
 }
 
@@ -162,7 +186,11 @@ pub fn client_with(config: RegistryConfig) -> Client {
 }
 
 pub fn user(name: &str, password: &str) -> AuthConfig {
-    AuthConfig { username: name.into(), password: password.into(), ..AuthConfig::default() }
+    AuthConfig {
+        username: name.into(),
+        password: password.into(),
+        ..AuthConfig::default()
+    }
 }
 
 /// Reads a blob stream to the end, hashing it; returns (bytes, digest).
@@ -228,7 +256,9 @@ pub struct RawServer {
 }
 
 impl RawServer {
-    pub async fn start(handler: impl Fn(&RawRequest) -> RawResponse + Send + Sync + 'static) -> RawServer {
+    pub async fn start(
+        handler: impl Fn(&RawRequest) -> RawResponse + Send + Sync + 'static,
+    ) -> RawServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let handler: Handler = Arc::new(handler);
@@ -242,12 +272,19 @@ impl RawServer {
                 });
             }
         });
-        RawServer { addr, requests, task }
+        RawServer {
+            addr,
+            requests,
+            task,
+        }
     }
 
     pub fn count(&self, method: &str, target_prefix: &str) -> usize {
         let requests = self.requests.lock().expect("lock");
-        requests.iter().filter(|r| r.method == method && r.target.starts_with(target_prefix)).count()
+        requests
+            .iter()
+            .filter(|r| r.method == method && r.target.starts_with(target_prefix))
+            .count()
     }
 }
 
@@ -257,7 +294,11 @@ impl Drop for RawServer {
     }
 }
 
-async fn serve_raw(mut conn: TcpStream, handler: Handler, seen: Arc<Mutex<Vec<RawRequest>>>) -> std::io::Result<()> {
+async fn serve_raw(
+    mut conn: TcpStream,
+    handler: Handler,
+    seen: Arc<Mutex<Vec<RawRequest>>>,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -285,17 +326,27 @@ async fn serve_raw(mut conn: TcpStream, handler: Handler, seen: Arc<Mutex<Vec<Ra
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
         .collect();
-    let request = RawRequest { method, target, headers };
+    let request = RawRequest {
+        method,
+        target,
+        headers,
+    };
     seen.lock().expect("lock").push(request.clone());
     let resp = handler(&request);
     let mut out = format!("HTTP/1.1 {} X\r\n", resp.status);
     for (k, v) in &resp.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
-    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", resp.content_length.unwrap_or(resp.body.len())));
+    out.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        resp.content_length.unwrap_or(resp.body.len())
+    ));
     conn.write_all(out.as_bytes()).await?;
     if request.method != "HEAD" {
-        let end = resp.cut_after.unwrap_or(resp.body.len()).min(resp.body.len());
+        let end = resp
+            .cut_after
+            .unwrap_or(resp.body.len())
+            .min(resp.body.len());
         conn.write_all(&resp.body[..end]).await?;
     }
     conn.flush().await?;
@@ -324,7 +375,9 @@ impl CutProxy {
                 n.fetch_add(1, Ordering::SeqCst);
                 let (upstream, armed, cuts) = (upstream.clone(), armed.clone(), c.clone());
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     let (mut client_read, mut client_write) = client.into_split();
                     let (mut server_read, mut server_write) = server.into_split();
                     let forward = tokio::spawn(async move {
@@ -333,17 +386,14 @@ impl CutProxy {
                     });
                     let mut sent = 0usize;
                     let mut buf = vec![0u8; 16384];
-                    loop {
-                        let Ok(n) = server_read.read(&mut buf).await else { break };
+                    while let Ok(n) = server_read.read(&mut buf).await {
                         if n == 0 {
                             break;
                         }
-                        if armed.load(Ordering::SeqCst) && sent + n > cut_after {
-                            if armed.swap(false, Ordering::SeqCst) {
-                                let _ = client_write.write_all(&buf[..cut_after - sent]).await;
-                                cuts.fetch_add(1, Ordering::SeqCst);
-                                break;
-                            }
+                        if sent + n > cut_after && armed.swap(false, Ordering::SeqCst) {
+                            let _ = client_write.write_all(&buf[..cut_after - sent]).await;
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                            break;
                         }
                         if client_write.write_all(&buf[..n]).await.is_err() {
                             break;
@@ -354,7 +404,12 @@ impl CutProxy {
                 });
             }
         });
-        CutProxy { addr, cuts, connections, task }
+        CutProxy {
+            addr,
+            cuts,
+            connections,
+            task,
+        }
     }
 }
 
@@ -378,7 +433,8 @@ pub struct TokenIssuer {
     pub gets: Arc<AtomicUsize>,
     pub posts: Arc<AtomicUsize>,
     _dir: TempDir,
-    task: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 struct Signer {
@@ -393,7 +449,10 @@ fn pem_body(pem: &str) -> String {
 
 impl Signer {
     fn jwt(&self, account: &str, access: serde_json::Value) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
         let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [self.x5c]});
         let claims = serde_json::json!({
             "iss": TOKEN_ISSUER, "sub": account, "aud": TOKEN_SERVICE,
@@ -415,7 +474,9 @@ fn grant(account: &str, scopes: &[String]) -> serde_json::Value {
     let mut out = Vec::new();
     for scope in scopes.iter().flat_map(|s| s.split(' ')) {
         let parts: Vec<&str> = scope.split(':').collect();
-        let [kind, name, actions] = parts.as_slice() else { continue };
+        let [kind, name, actions] = parts.as_slice() else {
+            continue;
+        };
         let actions: Vec<&str> = actions
             .split(',')
             .filter(|a| account == ALICE.0 || (*a == "pull" && name.starts_with("public/")))
@@ -427,7 +488,12 @@ fn grant(account: &str, scopes: &[String]) -> serde_json::Value {
     serde_json::Value::Array(out)
 }
 
-fn token_answer(signer: &Signer, account: &str, scopes: &[String], refresh: bool) -> axum::response::Response {
+fn token_answer(
+    signer: &Signer,
+    account: &str,
+    scopes: &[String],
+    refresh: bool,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let token = signer.jwt(account, grant(account, scopes));
     let mut body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300});
@@ -439,28 +505,54 @@ fn token_answer(signer: &Signer, account: &str, scopes: &[String], refresh: bool
 
 fn unauthorized(detail: &str) -> axum::response::Response {
     use axum::response::IntoResponse;
-    (axum::http::StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"details": detail}))).into_response()
+    (
+        axum::http::StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({"details": detail})),
+    )
+        .into_response()
 }
 
 impl TokenIssuer {
-    pub async fn start() -> TokenIssuer {
+    pub fn start() -> TokenIssuer {
         ensure_tools();
         let dir = tempfile::tempdir().expect("tempdir");
         let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
         run(Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+            ])
             .args(["-subj", "/CN=berth-test-issuer", "-keyout"])
             .arg(&key)
             .arg("-out")
             .arg(&cert));
-        let key_der = STANDARD.decode(pem_body(&std::fs::read_to_string(&key).expect("key"))).expect("key base64");
+        let key_der = STANDARD
+            .decode(pem_body(&std::fs::read_to_string(&key).expect("key")))
+            .expect("key base64");
         let rng = ring::rand::SystemRandom::new();
-        let key = ring::signature::EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &key_der, &rng)
-            .expect("pkcs8 key");
-        let signer = Arc::new(Signer { key, x5c: pem_body(&std::fs::read_to_string(&cert).expect("cert")), rng });
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &key_der,
+            &rng,
+        )
+        .expect("pkcs8 key");
+        let signer = Arc::new(Signer {
+            key,
+            x5c: pem_body(&std::fs::read_to_string(&cert).expect("cert")),
+            rng,
+        });
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let realm = format!("http://{}/token", listener.local_addr().expect("addr"));
+        // Its own thread and runtime: tests block theirs on skopeo, which asks for tokens.
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let realm = format!("http://{}/token", std_listener.local_addr().expect("addr"));
         let (gets, posts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (s1, s2, g, p) = (signer.clone(), signer, gets.clone(), posts.clone());
         let app = axum::Router::new().route(
@@ -471,7 +563,13 @@ impl TokenIssuer {
                     let signer = s1.clone();
                     g.fetch_add(1, Ordering::SeqCst);
                     async move {
-                        let get = |k: &str| query.iter().filter(|(n, _)| n == k).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+                        let get = |k: &str| {
+                            query
+                                .iter()
+                                .filter(|(n, _)| n == k)
+                                .map(|(_, v)| v.clone())
+                                .collect::<Vec<_>>()
+                        };
                         let basic = headers
                             .get("authorization")
                             .and_then(|v| v.to_str().ok())
@@ -483,8 +581,14 @@ impl TokenIssuer {
                             Some(c) if c == format!("{}:{}", ALICE.0, ALICE.1) => ALICE.0,
                             Some(_) => return unauthorized("incorrect username or password"),
                         };
-                        let offline = get("offline_token").first().map(String::as_str) == Some("true");
-                        token_answer(&signer, account, &get("scope"), offline && account == ALICE.0)
+                        let offline =
+                            get("offline_token").first().map(String::as_str) == Some("true");
+                        token_answer(
+                            &signer,
+                            account,
+                            &get("scope"),
+                            offline && account == ALICE.0,
+                        )
                     }
                 },
             )
@@ -492,29 +596,65 @@ impl TokenIssuer {
                 let signer = s2.clone();
                 p.fetch_add(1, Ordering::SeqCst);
                 async move {
-                    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-                    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-                    if get("grant_type") != "refresh_token" || get("refresh_token") != ALICE_REFRESH {
+                    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+                        .into_owned()
+                        .collect();
+                    let get = |k: &str| {
+                        form.iter()
+                            .find(|(n, _)| n == k)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default()
+                    };
+                    if get("grant_type") != "refresh_token" || get("refresh_token") != ALICE_REFRESH
+                    {
                         return unauthorized("invalid refresh token");
                     }
                     token_answer(&signer, ALICE.0, &[get("scope")], true)
                 }
             }),
         );
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).expect("listener");
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
         });
-        TokenIssuer { realm, cert, gets, posts, _dir: dir, task }
+        TokenIssuer {
+            realm,
+            cert,
+            gets,
+            posts,
+            _dir: dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     /// The `--token` argument of tests/registry.sh.
     pub fn registry_arg(&self) -> String {
-        format!("{},{TOKEN_SERVICE},{TOKEN_ISSUER},{}", self.realm, self.cert.display())
+        format!(
+            "{},{TOKEN_SERVICE},{TOKEN_ISSUER},{}",
+            self.realm,
+            self.cert.display()
+        )
     }
 }
 
 impl Drop for TokenIssuer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Not joined: graceful shutdown may wait for a client's idle connection.
+        drop(self.thread.take());
     }
 }

@@ -20,14 +20,14 @@ use berth_distribution::manifest::{media_type, Descriptor, Index, Manifest, Plat
 use berth_distribution::reference::Reference;
 use berth_snapshot::Compression;
 use berth_store::digest::Hasher;
-use berth_store::{BlobStore, Digest, ImageRecord, LayerBlob, LayerRecord};
+use berth_store::{Digest, ImageRecord, LayerBlob, LayerRecord};
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::config::{chain_ids, ImageConfig};
-use super::{hex_of, now_nanos, now_unix, parse_reference, Images};
+use super::{hex_of, now_nanos, now_unix, parse_reference, Images, Lease};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
 
@@ -81,17 +81,19 @@ impl NewBlob {
         Ok(NewBlob { file: BufWriter::with_capacity(COPY_BUFFER, file), hasher: Hasher::sha256(), size: 0 })
     }
 
-    /// Moves the blob into the store. Returns its digest, size and whether this call created
-    /// it (false when the store had it already).
-    pub(super) fn commit(self, blobs: &BlobStore) -> Result<(Digest, u64, bool)> {
+    /// Moves the blob into the store, held for the operation from before it appears there.
+    /// Returns its digest and size.
+    pub(super) fn commit(self, touched: &mut Touched<'_>) -> Result<(Digest, u64)> {
+        let blobs = &touched.images.blobs;
         let digest = self.hasher.finish();
         let size = self.size;
         let file = self.file.into_inner().map_err(|e| {
             let (error, file) = e.into_parts();
             Error::io("write", file.get_ref().path())(error)
         })?;
+        touched.hold(&digest);
         if blobs.contains(&digest) {
-            return Ok((digest, size, false));
+            return Ok((digest, size));
         }
         file.as_file().sync_all().map_err(Error::io("fsync", file.path()))?;
         let dest = blobs.path(&digest);
@@ -120,7 +122,45 @@ impl NewBlob {
             }
             Err(e) => return Err(Error::io("rename into", &dest)(e.error)),
         }
-        Ok((digest, size, true))
+        touched.created.push(digest.clone());
+        Ok((digest, size))
+    }
+}
+
+/// The blobs an operation writes or relies on: leased against garbage collection from the
+/// moment it knows them, and the ones it created removed at the end unless a record names
+/// them (an archive entry that was no layer, everything of a load that failed).
+pub(super) struct Touched<'a> {
+    images: &'a Images,
+    created: Vec<Digest>,
+    leases: Vec<Lease<'a>>,
+}
+
+impl<'a> Touched<'a> {
+    pub(super) fn new(images: &'a Images) -> Touched<'a> {
+        Touched { images, created: Vec::new(), leases: Vec::new() }
+    }
+
+    pub(super) fn hold(&mut self, digest: &Digest) {
+        self.leases.push(self.images.lease(vec![digest.to_string()]));
+    }
+
+    /// Stores small content as a blob, held.
+    pub(super) fn put(&mut self, data: &[u8]) -> Result<Digest> {
+        let digest = Digest::sha256_of(data);
+        self.hold(&digest);
+        if !self.images.blobs.contains(&digest) {
+            self.images.blobs.put(data)?;
+            self.created.push(digest.clone());
+        }
+        Ok(digest)
+    }
+
+    /// Releases the blobs and removes the created ones nothing records.
+    pub(super) fn finish(self) {
+        let Touched { images, created, leases } = self;
+        drop(leases);
+        images.discard_unused(&created);
     }
 }
 
@@ -699,33 +739,28 @@ impl Images {
         let images = Arc::clone(self);
         let progress = progress.clone();
         tokio::task::spawn_blocking(move || {
-            let mut created = Vec::new();
-            let result = images.load_blocking(input, quiet, &progress, &mut created);
-            images.discard_unused(&created);
+            let mut touched = Touched::new(&images);
+            let result = images.load_blocking(input, quiet, &progress, &mut touched);
+            touched.finish();
             result
         })
         .await
         .map_err(|e| Error::Internal(format!("load task: {e}")))?
     }
 
-    fn load_blocking(&self, input: impl Read, quiet: bool, progress: &Progress, created: &mut Vec<Digest>) -> Result<Vec<String>> {
-        let spooled = self.spool(input, created)?;
+    fn load_blocking(&self, input: impl Read, quiet: bool, progress: &Progress, touched: &mut Touched<'_>) -> Result<Vec<String>> {
+        let spooled = self.spool(input, touched)?;
         let plan = if spooled.entries.contains_key("manifest.json") {
-            self.docker_images(&spooled, created)?
+            self.docker_images(&spooled, touched)?
         } else if spooled.entries.contains_key("index.json") {
-            self.oci_images(&spooled, created)?
+            self.oci_images(&spooled, touched)?
         } else {
             return Err(bad_archive("the archive has neither manifest.json nor index.json: not an image archive"));
         };
         let plan = merge_images(plan);
 
-        let mut held: Vec<String> = Vec::new();
-        for image in &plan {
-            held.push(image.id.clone());
-            held.extend(image.chains.iter().cloned());
-            held.extend(image.layers.iter().map(|l| l.digest.to_string()));
-        }
-        let _lease = self.lease(held);
+        // The blobs are held already; the layers need holding too.
+        let _lease = self.lease(plan.iter().flat_map(|i| i.chains.iter().cloned()).collect());
 
         // Unpack what is missing, each layer once.
         let mut unpacked: Vec<(String, tempfile::TempDir)> = Vec::new();
@@ -788,7 +823,7 @@ impl Images {
     /// stay uncompressed. Load spends no CPU on compression (docker's does none either), and
     /// a later save copies the blob back byte for byte. The price is paid once, by the first
     /// push, which gzips the layer and records that blob too.
-    fn spool(&self, input: impl Read, created: &mut Vec<Digest>) -> Result<Spooled> {
+    fn spool(&self, input: impl Read, touched: &mut Touched<'_>) -> Result<Spooled> {
         let plain = berth_snapshot::decompress(BufReader::with_capacity(COPY_BUFFER, input))
             .map_err(|e| bad_archive(format!("read archive: {e}")))?;
         let mut archive = tar::Archive::new(plain);
@@ -815,10 +850,7 @@ impl Images {
                     } else {
                         let mut blob = NewBlob::create(&self.tmp_root)?;
                         copy(&mut entry, &mut blob).map_err(|e| bad_entry(&raw, format!("read: {e}")))?;
-                        let (digest, size, new) = blob.commit(&self.blobs)?;
-                        if new {
-                            created.push(digest.clone());
-                        }
+                        let (digest, size) = blob.commit(touched)?;
                         entries.insert(name, Stored::Blob { digest, size });
                     }
                 }
@@ -842,7 +874,7 @@ impl Images {
     }
 
     /// Images listed by docker's `manifest.json`.
-    fn docker_images(&self, spooled: &Spooled, created: &mut Vec<Digest>) -> Result<Vec<LoadImage>> {
+    fn docker_images(&self, spooled: &Spooled, touched: &mut Touched<'_>) -> Result<Vec<LoadImage>> {
         let manifest: Vec<DockerManifestIn> = self.read_json(spooled, "manifest.json")?;
         if manifest.is_empty() {
             return Err(bad_entry("manifest.json", "lists no images"));
@@ -858,11 +890,11 @@ impl Images {
                     format!("the config lists {} diff ids but manifest.json lists {} layers", config.rootfs.diff_ids.len(), item.layers.len()),
                 ));
             }
-            let id = self.store_bytes(&config_bytes, created)?;
+            let id = touched.put(&config_bytes)?;
             let mut layers = Vec::new();
             for layer in &item.layers {
                 let path = archive_path(layer).map_err(|why| bad_entry("manifest.json", format!("layer {layer:?}: {why}")))?;
-                layers.push(self.layer_source(spooled, &path, created)?);
+                layers.push(self.layer_source(spooled, &path, touched)?);
             }
             let mut tags = Vec::new();
             for tag in item.repo_tags.unwrap_or_default() {
@@ -875,7 +907,7 @@ impl Images {
 
     /// Images listed by an OCI layout's `index.json`, with names from its annotations; from
     /// a multi-platform index, the host's platform.
-    fn oci_images(&self, spooled: &Spooled, created: &mut Vec<Digest>) -> Result<Vec<LoadImage>> {
+    fn oci_images(&self, spooled: &Spooled, touched: &mut Touched<'_>) -> Result<Vec<LoadImage>> {
         let index: Index = self.read_json(spooled, "index.json")?;
         let mut out = Vec::new();
         for top in &index.manifests {
@@ -884,7 +916,7 @@ impl Images {
             let Some(manifest) = manifest else { continue };
             let config_path = blob_path(&manifest.config.digest).map_err(|e| bad_entry(&manifest_path, e))?;
             let config_bytes = self.entry_bytes(spooled, &config_path, MAX_JSON)?;
-            let id = self.store_bytes(&config_bytes, created)?;
+            let id = touched.put(&config_bytes)?;
             if id.as_str() != manifest.config.digest {
                 return Err(bad_entry(&config_path, format!("content has digest {id}, not {}", manifest.config.digest)));
             }
@@ -898,7 +930,7 @@ impl Images {
             let mut layers = Vec::new();
             for desc in &manifest.layers {
                 let path = blob_path(&desc.digest).map_err(|e| bad_entry(&manifest_path, e))?;
-                let source = self.layer_source(spooled, &path, created)?;
+                let source = self.layer_source(spooled, &path, touched)?;
                 if source.digest.as_str() != desc.digest || source.size != desc.size {
                     return Err(bad_entry(
                         &path,
@@ -978,21 +1010,11 @@ impl Images {
         serde_json::from_slice(&bytes).map_err(|e| bad_entry(path, format!("invalid JSON: {e}")))
     }
 
-    /// Stores small content as a blob, noting it when it is new.
-    fn store_bytes(&self, data: &[u8], created: &mut Vec<Digest>) -> Result<Digest> {
-        let digest = Digest::sha256_of(data);
-        if !self.blobs.contains(&digest) {
-            self.blobs.put(data)?;
-            created.push(digest.clone());
-        }
-        Ok(digest)
-    }
-
     /// A layer entry as a stored blob, with its compression sniffed from its first bytes.
-    fn layer_source(&self, spooled: &Spooled, path: &str, created: &mut Vec<Digest>) -> Result<LayerSource> {
+    fn layer_source(&self, spooled: &Spooled, path: &str, touched: &mut Touched<'_>) -> Result<LayerSource> {
         let (entry, stored) = self.find_entry(spooled, path)?;
         let (digest, size) = match stored {
-            Stored::Memory(data) => (self.store_bytes(data, created)?, data.len() as u64),
+            Stored::Memory(data) => (touched.put(data)?, data.len() as u64),
             Stored::Blob { digest, size } => (digest.clone(), *size),
             Stored::Link(_) => return Err(bad_entry(path, "too many levels of links")),
         };
@@ -1068,9 +1090,8 @@ impl Images {
         Ok(lines)
     }
 
-    /// Deletes blobs an operation created that nothing records or holds (archive entries
-    /// that were no layer, the blobs of a load that failed).
-    pub(super) fn discard_unused(&self, created: &[Digest]) {
+    /// Deletes blobs an operation created that nothing records or holds.
+    fn discard_unused(&self, created: &[Digest]) {
         if created.is_empty() {
             return;
         }

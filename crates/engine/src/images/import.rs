@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read, Write};
 use std::sync::Arc;
 
+use berth_distribution::manifest::Platform;
 use berth_distribution::reference::Reference;
 use berth_store::digest::Hasher;
-use berth_store::{Digest, ImageRecord, LayerBlob, LayerRecord};
+use berth_store::{ImageRecord, LayerBlob, LayerRecord};
 use serde_json::{json, Map, Value};
 
-use super::archive::{NewBlob, MEDIA_LAYER_GZIP};
+use super::archive::{NewBlob, Touched, MEDIA_LAYER_GZIP};
 use super::{hex_of, now_nanos, now_unix, parse_reference, Images};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -22,42 +23,14 @@ const CHANGE_INSTRUCTIONS: &[&str] =
 /// Dockerfile instructions that exist but cannot be a change.
 const OTHER_INSTRUCTIONS: &[&str] = &["ADD", "ARG", "COPY", "FROM", "MAINTAINER", "RUN", "SHELL"];
 
-/// The operating system, architecture and variant an image is made for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportPlatform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl ImportPlatform {
-    /// `linux`, `linux/arm64`, `linux/arm/v7`; empty or none means the host.
-    pub fn parse(platform: Option<&str>) -> Result<ImportPlatform> {
-        let host = ImportPlatform { os: "linux".to_string(), architecture: crate::system::go_arch().to_string(), variant: None };
-        let Some(text) = platform.map(str::trim).filter(|p| !p.is_empty()) else { return Ok(host) };
-        let invalid = |why: &str| Error::InvalidArgument(format!("invalid platform {text:?}: {why}"));
-        let parts: Vec<&str> = text.split('/').collect();
-        if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-            return Err(invalid("expected os[/architecture[/variant]]"));
-        }
-        let os = parts[0].to_ascii_lowercase();
-        if os != "linux" {
-            return Err(Error::InvalidArgument(format!("operating system {os:?} is not supported")));
-        }
-        let architecture = match parts.get(1).map(|a| a.to_ascii_lowercase()) {
-            None => host.architecture,
-            Some(a) => match a.as_str() {
-                "x86_64" | "x86-64" => "amd64".to_string(),
-                "aarch64" => "arm64".to_string(),
-                "armhf" => "arm".to_string(),
-                "i386" => "386".to_string(),
-                _ if a.bytes().all(|b| b.is_ascii_alphanumeric()) => a,
-                _ => return Err(invalid("bad architecture")),
-            },
-        };
-        let variant = parts.get(2).map(|v| v.to_ascii_lowercase());
-        Ok(ImportPlatform { os, architecture, variant })
+/// The platform an imported image is for: the host's, or `os[/arch[/variant]]` (linux only).
+fn import_platform(platform: Option<&str>) -> Result<Platform> {
+    let Some(text) = platform.map(str::trim).filter(|p| !p.is_empty()) else { return Ok(Platform::host()) };
+    let parsed = Platform::parse(text).map_err(|e| Error::InvalidArgument(format!("invalid platform: {e}")))?;
+    if parsed.os != "linux" {
+        return Err(Error::InvalidArgument(format!("operating system {:?} is not supported", parsed.os)));
     }
+    Ok(parsed)
 }
 
 /// docker's container config of an image with nothing set.
@@ -588,16 +561,14 @@ impl Images {
         };
         let mut container = empty_container_config();
         apply_changes(&mut container, changes)?;
-        let platform = ImportPlatform::parse(platform)?;
+        let platform = import_platform(platform)?;
         // docker's default comment for a tarball sent with the request.
         let message = message.filter(|m| !m.is_empty()).unwrap_or("Imported from -").to_string();
         let images = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let mut created = Vec::new();
-            let result = images.import_blocking(source, reference.as_ref(), container, &message, &platform, &mut created);
-            if result.is_err() {
-                images.discard_unused(&created);
-            }
+            let mut touched = Touched::new(&images);
+            let result = images.import_blocking(source, reference.as_ref(), container, &message, &platform, &mut touched);
+            touched.finish();
             result
         })
         .await
@@ -610,8 +581,8 @@ impl Images {
         reference: Option<&Reference>,
         container: Value,
         message: &str,
-        platform: &ImportPlatform,
-        created: &mut Vec<Digest>,
+        platform: &Platform,
+        touched: &mut Touched<'_>,
     ) -> Result<String> {
         // One pass: decompress -> hash -> gzip into a new blob, while unpacking.
         let tmp = self.tmp_dir()?;
@@ -631,20 +602,12 @@ impl Images {
             gzip.finish().map_err(Error::io("write compressed layer", tmp.path()))?;
             (diff_id, stats.size)
         };
-        let (blob_digest, blob_size, new_blob) = blob.commit(&self.blobs)?;
-        if new_blob {
-            created.push(blob_digest.clone());
-        }
+        let (blob_digest, blob_size) = blob.commit(touched)?;
 
         let chain = diff_id.to_string();
         let config = import_config(&chain, container, message, platform)?;
-        let image_id = Digest::sha256_of(&config);
-        if !self.blobs.contains(&image_id) {
-            self.blobs.put(&config)?;
-            created.push(image_id.clone());
-        }
-        let image_id = image_id.to_string();
-        let _lease = self.lease(vec![chain.clone(), blob_digest.to_string(), image_id.clone()]);
+        let image_id = touched.put(&config)?.to_string();
+        let _lease = self.lease(vec![chain.clone()]);
 
         // Durable before visible: sync, rename, then one transaction.
         {
@@ -703,7 +666,7 @@ impl Images {
 
 /// The config of an imported image: host (or given) platform, created now, one history
 /// entry carrying the message.
-fn import_config(diff_id: &str, container: Value, message: &str, platform: &ImportPlatform) -> Result<Vec<u8>> {
+fn import_config(diff_id: &str, container: Value, message: &str, platform: &Platform) -> Result<Vec<u8>> {
     let created = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| Error::Internal(format!("format time: {e}")))?;
@@ -716,8 +679,8 @@ fn import_config(diff_id: &str, container: Value, message: &str, platform: &Impo
         "history": [{ "created": created, "created_by": "", "comment": message }],
         "rootfs": { "type": "layers", "diff_ids": [diff_id] },
     });
-    if let Some(variant) = &platform.variant {
-        config["variant"] = json!(variant);
+    if !platform.variant.is_empty() {
+        config["variant"] = json!(platform.variant);
     }
     serde_json::to_vec(&config).map_err(|e| Error::Internal(format!("encode image config: {e}")))
 }
@@ -787,11 +750,11 @@ mod tests {
 
     #[test]
     fn platforms() {
-        assert_eq!(ImportPlatform::parse(Some("linux/arm64/v8")).unwrap().variant.as_deref(), Some("v8"));
-        assert_eq!(ImportPlatform::parse(Some("linux/x86_64")).unwrap().architecture, "amd64");
-        assert_eq!(ImportPlatform::parse(None).unwrap().os, "linux");
-        assert!(ImportPlatform::parse(Some("windows/amd64")).is_err());
-        assert!(ImportPlatform::parse(Some("linux//")).is_err());
+        assert_eq!(import_platform(Some("linux/arm/v6")).unwrap().variant, "v6");
+        assert_eq!(import_platform(Some("linux/x86_64")).unwrap().architecture, "amd64");
+        assert_eq!(import_platform(None).unwrap(), Platform::host());
+        assert!(import_platform(Some("windows/amd64")).is_err());
+        assert!(import_platform(Some("linux//")).is_err());
     }
 
     #[test]

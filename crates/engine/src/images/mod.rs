@@ -170,7 +170,8 @@ impl Images {
     /// (`sha256:...`) or unique id prefix, as docker does.
     pub fn lookup(&self, name: &str) -> Result<ImageRecord> {
         let tx = self.meta.read()?;
-        let id = hex_of(name);
+        // Only `sha256:<hex>` or bare hex is an id; `repo:1` is not the id prefix "1".
+        let id = name.strip_prefix("sha256:").unwrap_or(if name.contains([':', '/', '@']) { "" } else { name });
         if name.starts_with("sha256:") && id.len() == 64 {
             return tx.image(name)?.ok_or_else(|| Error::NoSuchImage(name.to_string()));
         }
@@ -522,6 +523,8 @@ impl Images {
             deleted.extend(self.remove(&view.record.id, true, true)?);
             reclaimed += before.saturating_sub(self.usage_of_layers()?);
         }
+        // Blobs left by interrupted pulls and pushes go too.
+        reclaimed += self.collect_garbage()?;
         self.events.publish("image", "prune", "", BTreeMap::from([("reclaimed".to_string(), reclaimed.to_string())]));
         Ok((deleted, reclaimed))
     }

@@ -125,6 +125,7 @@ impl Images {
         let _lease = self.lease(held);
 
         // Every layer at once; each waits for a download slot, then streams to disk.
+        let started = Instant::now();
         let mut tasks = Vec::new();
         for (i, layer) in manifest.layers.iter().enumerate() {
             let images = Arc::clone(self);
@@ -153,6 +154,7 @@ impl Images {
         }
 
         // Durable before visible: one syncfs for all layers, then renames, then the record.
+        let unpacked_in = started.elapsed();
         let layers_root = self.layers_root.clone();
         let renamed: Vec<(usize, u64)> = tokio::task::spawn_blocking({
             let chains = chains.clone();
@@ -177,6 +179,14 @@ impl Images {
         .await
         .map_err(|e| Error::Internal(format!("layer rename task: {e}")))??;
         let sizes: BTreeMap<usize, u64> = renamed.into_iter().collect();
+        tracing::info!(
+            reference = %reference,
+            layers = manifest.layers.len(),
+            unpacked = sizes.len(),
+            download_and_unpack_ms = unpacked_in.as_millis() as u64,
+            sync_ms = (started.elapsed() - unpacked_in).as_millis() as u64,
+            "pulled"
+        );
 
         let manifest_digest = self.blobs.put(&resolved.bytes)?;
         // The pulled reference named an index: keep it too, for save and push.

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
-use super::archive::{short, Meter, NewBlob};
+use super::archive::{short, Meter, NewBlob, Touched};
 use super::config::ImageConfig;
 use super::Images;
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ impl Images {
             (None, Some(_)) => vec![named.clone()],
             (None, None) => self.repository_tags(&named)?,
         };
-        let missing = || Error::InvalidArgument(format!("An image does not exist locally with the tag: {}", named.familiar_name()));
+        let missing = || Error::NotFound(format!("An image does not exist locally with the tag: {}", named.familiar_name()));
         if targets.is_empty() {
             return Err(missing());
         }
@@ -262,8 +262,8 @@ impl Images {
             .find_map(|b| b.digest.parse().ok().filter(|d: &Digest| self.blobs.contains(d)))
             .ok_or_else(|| Error::Internal(format!("push: layer {} has no stored blob to push (pull the image again)", layer.diff_id)))?;
         let images = Arc::clone(self);
-        let diff_id = layer.diff_id.clone();
-        let (digest, size, created) = tokio::task::spawn_blocking(move || -> Result<(Digest, u64, bool)> {
+        let layer = layer.clone();
+        tokio::task::spawn_blocking(move || -> Result<LayerBlob> {
             let path = images.blobs.path(&source);
             let file = std::fs::File::open(&path).map_err(Error::io("open", &path))?;
             let mut plain = berth_snapshot::decompress(BufReader::with_capacity(READ_CHUNK, file))?;
@@ -272,33 +272,27 @@ impl Images {
             let mut hashing = HashingWriter { inner: &mut gzip, hasher: berth_store::digest::Hasher::sha256() };
             io::copy(&mut plain, &mut hashing).map_err(Error::io("compress layer from", &path))?;
             let actual = hashing.hasher.finish();
-            if actual.as_str() != diff_id {
-                return Err(Error::Internal(format!("push: blob {source} unpacks to {actual}, not to its layer's diff id {diff_id}")));
+            if actual.as_str() != layer.diff_id {
+                return Err(Error::Internal(format!("push: blob {source} unpacks to {actual}, not to its layer's diff id {}", layer.diff_id)));
             }
             gzip.finish().map_err(Error::io("compress layer from", &path))?;
-            blob.commit(&images.blobs)
+            // Held from its creation until recorded; dropped again if the layer went away.
+            let mut touched = Touched::new(&images);
+            let (digest, size) = blob.commit(&mut touched)?;
+            let blob = LayerBlob { digest: digest.to_string(), size, media_type: media_type::DOCKER_LAYER_GZIP.to_string(), sources: Vec::new() };
+            let tx = images.meta.write()?;
+            if let Some(mut record) = tx.layer(&layer.chain_id)? {
+                if !record.blobs.iter().any(|b| b.digest == blob.digest) {
+                    record.blobs.push(blob.clone());
+                    tx.put_layer(&record)?;
+                }
+            }
+            tx.commit()?;
+            touched.finish();
+            Ok(blob)
         })
         .await
-        .map_err(|e| Error::Internal(format!("compress task: {e}")))??;
-        let blob = LayerBlob { digest: digest.to_string(), size, media_type: media_type::DOCKER_LAYER_GZIP.to_string(), sources: Vec::new() };
-        let tx = self.meta.write()?;
-        if let Some(mut record) = tx.layer(&layer.chain_id)? {
-            if !record.blobs.iter().any(|b| b.digest == blob.digest) {
-                record.blobs.push(blob.clone());
-                tx.put_layer(&record)?;
-            }
-        }
-        tx.commit()?;
-        if created && !self.used_blob(&digest)? {
-            // The layer went away meanwhile; the gzip is of no use.
-            self.discard_unused(&[digest]);
-        }
-        Ok(blob)
-    }
-
-    fn used_blob(&self, digest: &Digest) -> Result<bool> {
-        let tx = self.meta.read()?;
-        Ok(tx.layers()?.iter().any(|l| l.blobs.iter().any(|b| b.digest == digest.as_str())))
+        .map_err(|e| Error::Internal(format!("compress task: {e}")))?
     }
 
     /// Records the repo digest, the manifest, and that the target repository has each layer.
