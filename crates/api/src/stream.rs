@@ -49,7 +49,11 @@ where
         }
     };
     let Some(first) = first else {
-        return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "operation ended without a result").into_response();
+        // Every sender is gone: the operation ended without a word; its result decides.
+        return match task_result_ref(&mut task).await {
+            Err(e) => e.into_response(),
+            Ok(()) => json_lines(Vec::new()),
+        };
     };
     // Messages until the operation ends, then its error (if any) as the last line.
     let rest = futures_util::stream::unfold((messages, Some(task)), |(mut messages, task)| async move {

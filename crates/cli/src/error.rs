@@ -135,6 +135,11 @@ impl Error {
         }
     }
 
+    /// Whether the reader of our output went away (`berth images | head -1`).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+
     /// Whether the daemon reported that the object does not exist.
     pub fn is_not_found(&self) -> bool {
         self.kind() == ErrorKind::NotFound

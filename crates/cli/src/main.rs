@@ -71,12 +71,11 @@ fn run(argv: &[String]) -> Result<()> {
         Outcome::Run(parsed) => parsed,
     };
     if parsed.bool("version") {
-        println!(
-            "{BIN} version {}, build {}",
+        return commands::print_out(&format!(
+            "{BIN} version {}, build {}\n",
             env!("CARGO_PKG_VERSION"),
             build_id()
-        );
-        return Ok(());
+        ));
     }
     let level = parsed.string("log-level");
     if !level.is_empty()
@@ -142,15 +141,14 @@ fn build_id() -> &'static str {
 }
 
 fn main() {
-    // Like other Unix tools (and docker), die quietly when the reader of our output goes
-    // away, e.g. `berth images | head -1`.
-    // SAFETY: restoring the default disposition of SIGPIPE has no memory effects; it runs
-    // before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if let Err(e) = run(&argv) {
+        // Like docker (killed by SIGPIPE), stop quietly when the reader of our output
+        // went away, e.g. `berth images | head -1`. SIGPIPE itself stays ignored so that
+        // a credential helper closing its stdin early is an error, not our death.
+        if e.is_broken_pipe() {
+            std::process::exit(128 + libc::SIGPIPE);
+        }
         let message = e.to_string();
         if !message.is_empty() {
             eprintln!("{message}");

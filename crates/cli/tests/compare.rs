@@ -109,9 +109,9 @@ fn import_then_list_images_in_every_format() {
         vec!["images", "-f", &reference, "--format", "raw"],
     ];
     for args in cases {
-        env.compare_with(&args, sort_rows);
+        env.compare_clock_with(&args, sort_rows);
     }
-    env.compare_with(&["images", "-q", "-f", &reference], all_sorted);
+    env.compare_clock_with(&["images", "-q", "-f", &reference], all_sorted);
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn tag_and_remove_images() {
     env.track(&format!("{repo}:d1"));
     assert_eq!((b.stdout.as_str(), b.stderr.as_str()), ("", ""));
     assert_eq!(b, d);
-    env.compare_with(&["images", "-f", &format!("reference={repo}")], sort_rows);
+    env.compare_clock_with(&["images", "-f", &format!("reference={repo}")], sort_rows);
 
     let b = env.berth(&["rmi", &format!("{repo}:b1")]);
     let d = env.docker(&["rmi", &format!("{repo}:d1")]);
@@ -261,7 +261,7 @@ fn history_like_docker() {
         ],
         vec!["history", "berthtest-no-such-image"],
     ] {
-        env.compare(&args);
+        env.compare_clock(&args);
     }
 }
 
@@ -321,9 +321,15 @@ fn save_and_load_round_trip() {
     env.compare(&["load", "-i", "/berthtest/no/such/file.tar"]);
     // Empty standard input: the daemon names a temporary directory of its own.
     env.compare_with(&["image", "load"], |s| {
-        s.chars()
-            .map(|c| if c.is_ascii_digit() { '0' } else { c })
-            .collect()
+        let mut out = String::new();
+        for c in s.chars() {
+            if !c.is_ascii_digit() {
+                out.push(c);
+            } else if !out.ends_with('#') {
+                out.push('#');
+            }
+        }
+        out
     });
 }
 
@@ -654,7 +660,7 @@ fn version_and_info_agree_on_the_server() {
         env.compare(&["system", "info", "-f", template]);
     }
     // Everything but the client version line.
-    env.compare_with(&["info"], |s| {
+    env.compare_clock_with(&["info"], |s| {
         s.lines()
             .filter(|l| !l.starts_with(" Version:"))
             .collect::<Vec<_>>()
@@ -979,10 +985,7 @@ fn terminals_get_progress_bars_prompts_and_protection() {
         "{pull:?}"
     );
     assert!(pull.stdout.contains(": Pulling fs layer"), "{pull:?}");
-    assert!(
-        pull.stdout.contains("Extracting [="),
-        "no progress bar: {pull:?}"
-    );
+    assert!(pull.stdout.contains(" [="), "no progress bar: {pull:?}");
     assert!(pull.stdout.contains(": Pull complete"), "{pull:?}");
     assert!(pull.stdout.trim_end().ends_with(&name), "{pull:?}");
 

@@ -53,6 +53,8 @@ fn init_logs(config: &Config) {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives once the socket answers must stop us cleanly.
+    let signals = Signals::install()?;
     for (dir, mode) in [(&config.data_root, 0o711), (&config.exec_root, 0o700)] {
         std::fs::DirBuilder::new().recursive(true).mode(mode).create(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -88,7 +90,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(version = berth_api::ENGINE_VERSION, hosts = ?config.hosts, data_root = %config.data_root.display(), "daemon has completed initialization");
 
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     for server in servers {
@@ -103,15 +105,27 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// SIGTERM and SIGINT, both meaning a clean shutdown.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+    }
 }
 
 /// A stable id for this daemon's state, reported by `/info`.

@@ -90,3 +90,45 @@ fn kill9_during_pulls_then_check_and_resume() {
     assert!(victim.is_dir());
     assert_clean(&daemon);
 }
+
+#[test]
+fn kill9_during_push_then_push_again() {
+    if !have(&["docker", "skopeo", "docker-registry", "curl"]) {
+        return;
+    }
+    let registry = Registry::start(&[]);
+    let work = tempfile::Builder::new().prefix("crash-push-").tempdir_in("/var/tmp").unwrap();
+    let rootfs = busybox_rootfs(work.path());
+    ok(run(Command::new("dd").args(["if=/dev/urandom", "bs=1M", "count=200", "status=none"]).arg(format!("of={}/big", rootfs.display())), None));
+    let tarball = work.path().join("rootfs.tar");
+    ok(run(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tarball).arg("."), None));
+    let mut daemon = Daemon::start(&[]);
+    let image = format!("{}/crash/pushed:1", registry.addr);
+    ok(daemon.docker(&["import", tarball.to_str().unwrap(), &image]));
+
+    let config = daemon.dir.path().join("docker-config");
+    let mut child = Command::new(docker_cli())
+        .env("DOCKER_CONFIG", &config)
+        .args(["-H", &daemon.host(), "push", &image])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        if line.map_or(true, |l| l.contains("Pushing")) {
+            break;
+        }
+    }
+    daemon.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    daemon.spawn();
+    assert_clean(&daemon);
+    let out = ok(daemon.docker(&["push", &image]));
+    let digest = out.lines().find_map(|l| l.split("digest: ").nth(1)).and_then(|r| r.split_whitespace().next()).expect("digest line").to_string();
+    let inspect = ok(run(Command::new("skopeo").args(["inspect", "--tls-verify=false"]).arg(format!("docker://{image}")), None));
+    let remote: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(remote["Digest"], digest.as_str(), "{out}");
+    assert_clean(&daemon);
+}

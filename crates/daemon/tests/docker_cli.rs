@@ -255,3 +255,125 @@ fn mirrors_serve_docker_hub_names_and_other_registries() {
     let mirrors = ok(daemon.docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]));
     assert!(mirrors.contains(&mirror.addr), "{mirrors}");
 }
+
+#[test]
+fn push_save_load_and_platforms() {
+    let Some((daemon, registry, work)) = setup() else { return };
+    let rootfs = busybox_rootfs(work.path());
+    let tarball = work.path().join("rootfs.tar");
+    ok(run(std::process::Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tarball).arg("."), None));
+    let image = format!("{}/cli/imported:v1", registry.addr);
+    let id = ok(daemon.docker(&["import", "-c", "CMD [\"sh\"]", "-m", "from a tarball", tarball.to_str().unwrap(), &image])).trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+
+    let out = ok(daemon.docker(&["push", &image]));
+    assert!(out.contains("Pushed") && out.contains("v1: digest: sha256:"), "{out}");
+    let again = ok(daemon.docker(&["push", &image]));
+    assert!(again.contains("Layer already exists"), "{again}");
+    let inspect = ok(run(std::process::Command::new("skopeo").args(["inspect", "--tls-verify=false"]).arg(format!("docker://{image}")), None));
+    assert!(inspect.contains("\"Architecture\": \"amd64\""), "{inspect}");
+
+    // save | load through the docker CLI, by name, then by a file.
+    let archive = work.path().join("saved.tar");
+    ok(daemon.docker(&["save", "-o", archive.to_str().unwrap(), &image]));
+    ok(daemon.docker(&["rmi", &image]));
+    let out = ok(daemon.docker(&["load", "-i", archive.to_str().unwrap()]));
+    assert!(out.contains(&format!("Loaded image: {image}")), "{out}");
+    let loaded = ok(daemon.docker(&["image", "inspect", "-f", "{{.Id}} {{.Comment}}", &image]));
+    assert_eq!(loaded.trim(), format!("{id} from a tarball"));
+
+    // An index with two platforms: the host's by default, another with --platform.
+    let arm = work.path().join("arm");
+    std::fs::create_dir_all(&arm).unwrap();
+    std::fs::write(arm.join("arch"), "arm64\n").unwrap();
+    let layout = work.path().join("multi");
+    ok(run(
+        std::process::Command::new(repo_root().join("tests/make-image.py"))
+            .arg(&layout)
+            .arg("--index")
+            .arg(format!("linux/amd64={}", rootfs.display()))
+            .arg(format!("linux/arm64/v8={}", arm.display())),
+        None,
+    ));
+    ok(run(
+        std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--all", "--dest-tls-verify=false", "--preserve-digests"])
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("docker://{}/multi/arch:1", registry.addr)),
+        None,
+    ));
+    let multi = format!("{}/multi/arch:1", registry.addr);
+    ok(daemon.docker(&["pull", &multi]));
+    assert_eq!(ok(daemon.docker(&["image", "inspect", "-f", "{{.Architecture}}", &multi])).trim(), "amd64");
+    ok(daemon.docker(&["pull", "--platform", "linux/arm64", &multi]));
+    assert_eq!(ok(daemon.docker(&["image", "inspect", "-f", "{{.Architecture}}", &multi])).trim(), "arm64");
+}
+
+#[test]
+fn a_full_disk_leaves_nothing_behind() {
+    let Some((mut daemon, registry, work)) = setup() else { return };
+    let big = work.path().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    ok(run(std::process::Command::new("dd").args(["if=/dev/urandom", "bs=1M", "count=48", "status=none"]).arg(format!("of={}/blob", big.display())), None));
+    push_test_image(&registry, &[&big], "full/disk:1", &[]);
+    // The data root on a 40 MiB tmpfs: the blob fits, unpacking it does not.
+    daemon.kill9();
+    std::fs::create_dir_all(&daemon.data_root).unwrap();
+    ok(run(std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"]).arg(&daemon.data_root), None));
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(daemon.data_root.clone());
+    daemon.spawn();
+    let err = fails(daemon.docker(&["pull", &format!("{}/full/disk:1", registry.addr)]));
+    assert!(err.contains("No space left on device") || err.contains("no space"), "{err}");
+    assert!(ok(daemon.docker(&["images", "-q"])).trim().is_empty());
+    assert_eq!(std::fs::read_dir(daemon.data_root.join("image/layers")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(daemon.data_root.join("image/tmp")).unwrap().count(), 0, "temporary layer directories are removed");
+}
+
+#[test]
+fn a_registry_that_lies_about_diff_ids_gets_a_clear_error() {
+    let Some((daemon, registry, work)) = setup() else { return };
+    let rootfs = busybox_rootfs(work.path());
+    let layout = work.path().join("liar");
+    ok(run(std::process::Command::new(repo_root().join("tests/make-image.py")).arg(&layout).arg("--layer").arg(&rootfs), None));
+    // Rewrite the config so its diff id does not match the layer, and re-link the manifest.
+    let blob = |d: &str| layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let put = |bytes: &[u8]| {
+        let digest = format!("sha256:{}", sha256_hex(bytes));
+        std::fs::write(blob(&digest), bytes).unwrap();
+        digest
+    };
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob(&manifest_digest)).unwrap()).unwrap();
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap()).unwrap();
+    config["rootfs"]["diff_ids"][0] = serde_json::json!(format!("sha256:{}", "1".repeat(64)));
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    manifest["config"]["digest"] = serde_json::json!(put(&config_bytes));
+    manifest["config"]["size"] = serde_json::json!(config_bytes.len());
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    index["manifests"][0]["digest"] = serde_json::json!(put(&manifest_bytes));
+    index["manifests"][0]["size"] = serde_json::json!(manifest_bytes.len());
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    ok(run(
+        std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false", "--preserve-digests"])
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("docker://{}/liar/image:1", registry.addr)),
+        None,
+    ));
+    let err = fails(daemon.docker(&["pull", &format!("{}/liar/image:1", registry.addr)]));
+    assert!(err.contains("but the image config expects sha256:1111"), "{err}");
+    assert!(ok(daemon.docker(&["images", "-q"])).trim().is_empty());
+    assert_eq!(std::fs::read_dir(daemon.data_root.join("image/layers")).unwrap().count(), 0);
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = run(&mut std::process::Command::new("sha256sum"), Some(bytes));
+    stdout(&out).split_whitespace().next().unwrap().to_string()
+}

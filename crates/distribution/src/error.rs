@@ -154,9 +154,9 @@ impl Error {
             | Error::BlobNotFound { .. }
             | Error::NoMatchingPlatform { .. }
             | Error::SearchUnsupported { .. } => NotFound,
-            Error::PullDenied { .. } | Error::Denied { .. } | Error::LoginFailed { .. } => {
-                Unauthorized
-            }
+            // dockerd answers a denied pull with 404, so clients do not prompt for a login.
+            Error::PullDenied { .. } => NotFound,
+            Error::Denied { .. } | Error::LoginFailed { .. } => Unauthorized,
             Error::Token { status, .. } => match status {
                 Some(401 | 403) => Unauthorized,
                 _ => Unavailable,

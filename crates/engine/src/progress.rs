@@ -69,6 +69,11 @@ impl Progress {
         });
     }
 
+    /// A line without progress detail (docker's "Pulling from ..." header).
+    pub fn line(&self, id: Option<&str>, status: impl Into<String>) {
+        self.send(ProgressMessage { status: Some(status.into()), id: id.map(str::to_string), ..Default::default() });
+    }
+
     /// A progress bar line: `status` with `current` of `total` bytes.
     pub fn bar(&self, id: &str, status: &str, current: u64, total: u64) {
         self.send(ProgressMessage {

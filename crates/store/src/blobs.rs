@@ -106,7 +106,8 @@ impl BlobStore {
             hasher.update(&buf[..n]);
             offset += n as u64;
         }
-        let mut ingest = Ingest { file, path, hasher, offset, expected: expected.clone(), expected_size, blobs: self.clone() };
+        let mut ingest =
+            Ingest { file, path, hasher, offset, expected: expected.clone(), expected_size, blobs: self.clone(), flushed: offset };
         if expected_size.is_some_and(|size| offset > size) {
             ingest.restart()?;
         }
@@ -195,6 +196,21 @@ pub struct Ingest {
     expected: Digest,
     expected_size: Option<u64>,
     blobs: BlobStore,
+    /// Bytes already handed to writeback.
+    flushed: u64,
+}
+
+/// How much written data triggers an asynchronous writeback request.
+const WRITEBACK_CHUNK: u64 = 8 << 20;
+
+/// Asks the kernel to start writing a range back without waiting for it.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads the fd and integer arguments; a failure is harmless
+    // (the fsync at commit still makes the data durable).
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+    }
 }
 
 impl Ingest {
@@ -213,6 +229,7 @@ impl Ingest {
         self.file.seek(SeekFrom::Start(0)).map_err(Error::io("seek", &self.path))?;
         self.hasher = self.expected.hasher();
         self.offset = 0;
+        self.flushed = 0;
         Ok(())
     }
 
@@ -229,6 +246,11 @@ impl Ingest {
         self.file.write_all(data).map_err(Error::io("write", &self.path))?;
         self.hasher.update(data);
         self.offset += data.len() as u64;
+        // Start writeback of what has piled up, so the fsync at commit finds little to do.
+        if self.offset - self.flushed >= WRITEBACK_CHUNK {
+            start_writeback(&self.file, self.flushed, self.offset - self.flushed);
+            self.flushed = self.offset;
+        }
         Ok(())
     }
 

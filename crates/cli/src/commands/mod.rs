@@ -3,6 +3,8 @@
 
 mod images;
 mod registry;
+
+pub use images::print_out;
 mod system;
 mod transfer;
 
@@ -34,6 +36,7 @@ enum Verb {
     Info,
     Version,
     Events,
+    Check,
 }
 
 const FORMAT_HELP: &str = "Format output using a custom template:\n'table':            Print output in table format with column headers (default)\n'table TEMPLATE':   Print output in table format using the given Go template\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template";
@@ -255,6 +258,11 @@ const SEARCH_FLAGS: &[Flag] = &[
     Flag::new("limit", None, Kind::Int, "Max number of search results"),
     Flag::new("no-trunc", None, Kind::Bool, "Don't truncate output"),
 ];
+const CHECK_FLAGS: &[Flag] = &[
+    Flag::new("repair", None, Kind::Bool, "Repair what can be repaired"),
+    Flag::new("format", None, Kind::String, "Format output: 'json' prints the report as JSON"),
+];
+
 const DF_FLAGS: &[Flag] = &[
     Flag::new("format", None, Kind::String, FORMAT_HELP),
     Flag::new(
@@ -311,6 +319,7 @@ fn interface(verb: Verb) -> (&'static str, &'static str, &'static [Flag], Args) 
         Verb::Logout => ("[SERVER]", "Log out from a registry.\nIf no server is specified, the default is defined by the daemon.", &[], Args::Max(1)),
         Verb::Search => ("[OPTIONS] TERM", "Search Docker Hub for images", SEARCH_FLAGS, Args::Exact(1)),
         Verb::Df => ("[OPTIONS]", "Show berth disk usage", DF_FLAGS, Args::None),
+        Verb::Check => ("[OPTIONS]", "Verify the image store (blobs, layers, records) and repair it", CHECK_FLAGS, Args::None),
         Verb::Info => ("[OPTIONS]", "Display system-wide information", FORMAT_ONLY_FLAGS, Args::None),
         Verb::Version => ("[OPTIONS]", "Show the berth version information", FORMAT_ONLY_FLAGS, Args::None),
         Verb::Events => ("[OPTIONS]", "Get real time events from the server", EVENTS_FLAGS, Args::None),
@@ -373,6 +382,7 @@ const IMAGE_GROUP: &[(&str, &[&str], Verb)] = &[
 
 /// `system` subcommands.
 const SYSTEM_GROUP: &[(&str, &[&str], Verb)] = &[
+    ("check", &[], Verb::Check),
     ("df", &[], Verb::Df),
     ("events", &[], Verb::Events),
     ("info", &[], Verb::Info),
@@ -439,7 +449,7 @@ fn command(path: &str, verb: Verb) -> Command {
 /// Finds the command for `words` (the arguments after the global flags) and runs it.
 pub async fn run(cli: &mut Cli, words: &[String]) -> Result<()> {
     let Some(first) = words.first() else {
-        print!("{}", root_help());
+        print_out(&root_help())?;
         return Ok(());
     };
     let group = match first.as_str() {
@@ -450,11 +460,11 @@ pub async fn run(cli: &mut Cli, words: &[String]) -> Result<()> {
     if let Some((name, short, members)) = group {
         let rest = &words[1..];
         let Some(sub) = rest.first() else {
-            print!("{}", group_help(name, short, members));
+            print_out(&group_help(name, short, members))?;
             return Ok(());
         };
         if sub == "--help" || sub == "-h" || sub == "help" {
-            print!("{}", group_help(name, short, members));
+            print_out(&group_help(name, short, members))?;
             return Ok(());
         }
         let Some((sub_name, _, verb)) = members
@@ -474,7 +484,7 @@ pub async fn run(cli: &mut Cli, words: &[String]) -> Result<()> {
         return execute(cli, &cmd, *verb, &rest[1..]).await;
     }
     if first == "help" {
-        print!("{}", root_help());
+        print_out(&root_help())?;
         return Ok(());
     }
     if let Some((name, verb)) = TOP_LEVEL.iter().find(|(n, _)| n == first) {
@@ -494,7 +504,7 @@ pub async fn run(cli: &mut Cli, words: &[String]) -> Result<()> {
 async fn execute(cli: &mut Cli, cmd: &Command, verb: Verb, argv: &[String]) -> Result<()> {
     let parsed = match flags::parse(cmd, argv)? {
         Outcome::Help => {
-            print!("{}", cmd.help());
+            print_out(&cmd.help())?;
             return Ok(());
         }
         Outcome::Run(parsed) => parsed,
@@ -520,6 +530,7 @@ async fn execute(cli: &mut Cli, cmd: &Command, verb: Verb, argv: &[String]) -> R
         Verb::Info => system::info(cli, &parsed).await,
         Verb::Version => system::version(cli, &parsed).await,
         Verb::Events => system::events(cli, &parsed).await,
+        Verb::Check => system::check(cli, &parsed).await,
     }
 }
 

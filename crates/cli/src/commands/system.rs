@@ -12,20 +12,15 @@ use crate::error::{Error, Result};
 use crate::flags::Parsed;
 use crate::format::json::Json;
 use crate::format::template::{Data, Template};
-use crate::format::typed::{EVENT_MESSAGE, VERSION_INFO};
+use crate::format::typed::{
+    as_go_struct, CLIENT_ONLY_INFO, DOCKER_INFO, EVENT_MESSAGE, INFO, VERSION_INFO,
+};
 use crate::format::units::{
     bytes_size, human_since, human_size, human_size_with_precision, now_unix, reformat_date,
     LocalTime,
 };
 use crate::format::{ellipsis, render_rows, tabwriter, truncate_id, JSON, TABLE};
 use crate::reference::INDEX_SERVER;
-
-/// Go field names for JSON keys spelled differently, so `{{.Server.APIVersion}}` works.
-const GO_NAMES: &[(&str, &str)] = &[
-    ("ApiVersion", "APIVersion"),
-    ("HttpProxy", "HTTPProxy"),
-    ("HttpsProxy", "HTTPSProxy"),
-];
 
 async fn get_doc(cli: &mut Cli, path: &str, operation: &'static str) -> Result<Json> {
     let bytes = cli.client().get_bytes(path, &Query::new()).await?;
@@ -598,10 +593,14 @@ pub async fn info(cli: &mut Cli, p: &Parsed) -> Result<()> {
     };
     let template = Template::parse(source).map_err(template_status)?;
     let client_only = Json::Object(vec![("ClientInfo".to_string(), client_info.clone())]);
-    let needs_server = source == "{{json .}}"
-        || !source.contains('.')
+    // docker asks the daemon only when the template needs more than the client's part.
+    let has_field = source
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'.' && w[1].is_ascii_alphabetic());
+    let needs_server = !has_field
         || template
-            .render(&Data::from_json(&client_only, GO_NAMES))
+            .render(&Data::typed(&client_only, CLIENT_ONLY_INFO))
             .is_err();
     let mut fields: Vec<(String, Json)> = Vec::new();
     let mut connect_error = None;
@@ -631,7 +630,7 @@ pub async fn info(cli: &mut Cli, p: &Parsed) -> Result<()> {
     }
     fields.push(("ClientInfo".to_string(), client_info));
     let doc = Json::Object(fields);
-    let text = template.render(&Data::from_json(&doc, GO_NAMES))?;
+    let text = template.render(&Data::typed(&doc, DOCKER_INFO))?;
     print_out(&format!("{text}\n"))
 }
 
@@ -674,6 +673,8 @@ async fn info_pretty(cli: &mut Cli, client_info: &Json, debug: bool) -> Result<(
     let username = cli.registry_auth(INDEX_SERVER).username;
     match server {
         Ok(info) => {
+            // Fields the daemon leaves out read as Go's zero values, as in docker.
+            let info = as_go_struct(&info, INFO);
             let warnings = server_info_text(&info, &username, debug, &mut out);
             print_out(&out)?;
             for w in warnings {
@@ -1296,4 +1297,41 @@ mod tests {
         assert!(out.contains(" Insecure Registries:\n  127.0.0.0/8\n"));
         assert!(out.ends_with(" Live Restore Enabled: false\n\n"));
     }
+}
+
+/// `system check [--repair]`: berthd's store check. Lists each problem; exits 1 when one
+/// is left unrepaired.
+pub async fn check(cli: &mut Cli, p: &Parsed) -> Result<()> {
+    let query = if p.bool("repair") { Query::new().add("repair", "1") } else { Query::new() };
+    let response = cli.client().request(hyper::Method::POST, "/system/check", &query, &[], crate::client::empty()).await?;
+    let bytes = crate::client::read_body(response).await?;
+    if p.string("format") == "json" {
+        println!("{}", String::from_utf8_lossy(&bytes).trim_end());
+        return Ok(());
+    }
+    let report = Json::parse(&bytes).map_err(|source| Error::Decode { operation: "check report", source })?;
+    let int = |k: &str| report.get(k).map_or(0, Json::int);
+    let mut line = format!("Checked {} blobs, {} layers, {} images", int("blobs"), int("layers"), int("images"));
+    if int("partial_downloads") > 0 {
+        line.push_str(&format!(" ({} partial downloads kept for resuming)", int("partial_downloads")));
+    }
+    println!("{line}");
+    let problems = report.get("problems").map(Json::items).unwrap_or(&[]);
+    let mut unrepaired = 0;
+    for problem in problems {
+        let what = problem.get("what").map_or("", Json::str);
+        let repaired = problem.get("repaired").is_some_and(Json::bool);
+        unrepaired += usize::from(!repaired);
+        println!("{} {what}", if repaired { "repaired:" } else { "problem: " });
+    }
+    if problems.is_empty() {
+        println!("No problems found");
+    }
+    if int("reclaimed") > 0 {
+        println!("Reclaimed {}", human_size(int("reclaimed") as f64));
+    }
+    if unrepaired > 0 {
+        return Err(Error::Stream(format!("{unrepaired} problem(s) left: run `berth system check --repair`")));
+    }
+    Ok(())
 }

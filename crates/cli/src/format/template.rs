@@ -31,21 +31,11 @@ pub struct Data {
 }
 
 impl Data {
-    /// Data from a JSON document of the API (info, version, events). Keys listed in
-    /// `renames` (JSON name, Go field name) are reachable under the Go name, as docker's
-    /// typed structs expose them. A field missing from the top-level object is an error;
-    /// deeper objects behave like Go maps.
-    pub fn from_json(doc: &Json, renames: &[(&str, &str)]) -> Data {
-        let mut forms = Forms::default();
-        let value = convert(doc, renames, Mode::Top, &mut forms);
-        Data::with_forms(value, forms)
-    }
-
     /// The raw view docker falls back to for `inspect`: the JSON decoded into Go maps with
     /// `missingkey=error`, where a JSON null prints as `<no value>`.
     pub fn raw(doc: &Json) -> Data {
         let mut forms = Forms::default();
-        let value = convert(doc, &[], Mode::Raw, &mut forms);
+        let value = convert(doc, Mode::Raw, &mut forms);
         Data::with_forms(value, forms)
     }
 
@@ -160,9 +150,8 @@ impl Data {
 /// How JSON objects and nulls become template values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// The top-level object of an API document: missing fields are errors.
-    Top,
-    /// Objects below the top: Go maps, missing keys give `<no value>`.
+    /// JSON kept as is inside a typed struct: objects are Go maps, missing keys give
+    /// `<no value>`, null is nil.
     Nested,
     /// docker's raw inspect view: every object errors on missing keys, null is `<no value>`.
     Raw,
@@ -170,15 +159,10 @@ enum Mode {
 
 /// The template value of JSON nested in a typed struct (kept as the daemon sent it).
 pub fn map_value(doc: &Json, forms: &mut Forms) -> Value {
-    convert(doc, &[], Mode::Nested, forms)
+    convert(doc, Mode::Nested, forms)
 }
 
-fn convert(doc: &Json, renames: &[(&str, &str)], mode: Mode, forms: &mut Forms) -> Value {
-    let inner = if mode == Mode::Raw {
-        Mode::Raw
-    } else {
-        Mode::Nested
-    };
+fn convert(doc: &Json, mode: Mode, forms: &mut Forms) -> Value {
     let value = match doc {
         Json::Null if mode == Mode::Raw => return Value::NoValue,
         Json::Null => return Value::Nil,
@@ -196,19 +180,13 @@ fn convert(doc: &Json, renames: &[(&str, &str)], mode: Mode, forms: &mut Forms) 
         Json::Array(items) => Value::Array(
             items
                 .iter()
-                .map(|item| convert(item, renames, inner, forms))
+                .map(|item| convert(item, mode, forms))
                 .collect(),
         ),
         Json::Object(fields) => {
             let map: HashMap<String, Value> = fields
                 .iter()
-                .map(|(k, v)| {
-                    let name = renames
-                        .iter()
-                        .find(|(json_name, _)| json_name == k)
-                        .map_or(k.as_str(), |(_, go_name)| go_name);
-                    (name.to_string(), convert(v, renames, inner, forms))
-                })
+                .map(|(k, v)| (k.clone(), convert(v, mode, forms)))
                 .collect();
             if mode == Mode::Nested {
                 Value::Map(map)
@@ -1085,7 +1063,7 @@ mod tests {
         let doc = Json::parse(doc.as_bytes()).unwrap();
         Template::parse(source)
             .unwrap()
-            .render(&Data::from_json(&doc, &[("ApiVersion", "APIVersion")]))
+            .render(&Data::raw(&doc))
             .unwrap()
     }
 
@@ -1150,10 +1128,10 @@ mod tests {
             r#"{"Tags":["a","b"],"Labels":{"z":"1","a":"2"},"Env":null,"Size":1986676,"S":"x"}"#;
         assert_eq!(
             render(
-                "{{.Tags}} {{.Labels}} {{.Env}} {{.Size}} {{.S}} {{.Labels.missing}}",
+                "{{.Tags}} {{.Labels}} {{.Env}} {{.Size}} {{.S}} {{index .Labels \"missing\"}}",
                 doc
             ),
-            "[a b] map[a:2 z:1] <nil> 1986676 x <no value>"
+            "[a b] map[a:2 z:1] <no value> 1986676 x <no value>"
         );
     }
 
@@ -1193,19 +1171,20 @@ mod tests {
     fn missing_top_level_field_is_an_error() {
         let doc = Json::parse(br#"{"A":1}"#).unwrap();
         let t = Template::parse("{{.Missing}}").unwrap();
-        assert!(t.render(&Data::from_json(&doc, &[])).is_err());
+        assert!(t.render(&Data::raw(&doc)).is_err());
+        let nested = Template::parse("{{.A.Missing}}").unwrap();
+        let doc = Json::parse(br#"{"A":{"B":1}}"#).unwrap();
+        assert!(nested.render(&Data::raw(&doc)).is_err());
     }
 
     #[test]
-    fn json_keeps_daemon_order_and_go_names() {
-        let doc =
-            r#"{"Config":{"Cmd":["sh"],"Env":null,"Labels":{"b":"<x>"}},"ApiVersion":"1.41"}"#;
+    fn json_of_the_raw_view_sorts_keys_like_go_maps() {
+        let doc = r#"{"Config":{"Cmd":["sh"],"Env":null,"Labels":{"b":"<x>","a":"y"}},"ApiVersion":"1.41"}"#;
         assert_eq!(
             render("{{json .Config}}", doc),
-            r#"{"Cmd":["sh"],"Env":null,"Labels":{"b":"<x>"}}"#
+            r#"{"Cmd":["sh"],"Env":null,"Labels":{"a":"y","b":"<x>"}}"#
         );
-        assert_eq!(render("{{.APIVersion}}", doc), "1.41");
-        assert_eq!(render("{{json .}}", doc), doc);
+        assert_eq!(render("{{.ApiVersion}}", doc), "1.41");
         assert_eq!(render(r#"{{json "a<b"}}"#, doc), r#""a<b""#);
     }
 

@@ -648,6 +648,17 @@ pub fn typed_value(doc: &Json, fields: &'static [Field]) -> (Value, Forms) {
     (value, forms)
 }
 
+/// The document as docker would re-encode it after decoding it into the struct: every
+/// field present (zero when the daemon left it out), `omitempty` fields dropped.
+pub fn as_go_struct(doc: &Json, fields: &'static [Field]) -> Json {
+    let mut text = String::new();
+    decode_struct(Some(doc), fields).to_json(&mut text);
+    Json::parse(text.as_bytes()).unwrap_or_else(|_| doc.clone())
+}
+
+/// `system.Info`, for code that reads the daemon's `/info` as docker does.
+pub const INFO: &[Field] = SYSTEM_INFO;
+
 /// Go's `time.Duration.String` for nanoseconds.
 fn go_duration(ns: i64) -> String {
     if ns == 0 {

@@ -586,16 +586,35 @@ impl TestEnv {
     }
 
     /// Runs the same command through both clients and asserts the same output and exit
-    /// status. Output that depends on the clock ("2 seconds ago") can straddle a
-    /// boundary between the two runs, so a difference is retried a few times.
+    /// status.
     pub fn compare(&self, args: &[&str]) -> Run {
         self.compare_with(args, |s| s.to_string())
     }
 
     /// Like `compare`, with a normalization applied to both outputs.
     pub fn compare_with(&self, args: &[&str], normalize: impl Fn(&str) -> String) -> Run {
+        self.compare_attempts(args, normalize, 1)
+    }
+
+    /// For read-only commands whose output depends on the clock ("2 seconds ago"): the
+    /// two runs can straddle a boundary, so a difference is retried a few times.
+    pub fn compare_clock(&self, args: &[&str]) -> Run {
+        self.compare_attempts(args, |s| s.to_string(), 4)
+    }
+
+    /// `compare_clock` with a normalization.
+    pub fn compare_clock_with(&self, args: &[&str], normalize: impl Fn(&str) -> String) -> Run {
+        self.compare_attempts(args, normalize, 4)
+    }
+
+    fn compare_attempts(
+        &self,
+        args: &[&str],
+        normalize: impl Fn(&str) -> String,
+        attempts: usize,
+    ) -> Run {
         let mut last = None;
-        for attempt in 0..4 {
+        for attempt in 0..attempts {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(700));
             }

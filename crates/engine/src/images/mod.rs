@@ -405,8 +405,7 @@ impl Images {
                 }
             }
             None => {
-                let repos: BTreeSet<String> = refs.iter().map(|r| repository_of(r)).collect();
-                if repos.len() > 1 && !force {
+                if !force && !is_single_reference(&refs) {
                     return Err(Error::Conflict(format!(
                         "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
                         &hex_of(&image.id)[..12]
@@ -616,6 +615,20 @@ pub(super) fn remove_ref(tx: &berth_store::WriteTx<'_>, full: &str) -> Result<()
     Ok(())
 }
 
+/// docker's rule for deleting by id without force: allowed when the image has at most one
+/// tag and its digest references are all of that tag's repository.
+fn is_single_reference(refs: &[String]) -> bool {
+    if refs.len() <= 1 {
+        return true;
+    }
+    let (digests, tags): (Vec<&String>, Vec<&String>) = refs.iter().partition(|r| r.contains('@'));
+    if tags.len() > 1 {
+        return false;
+    }
+    let repo = repository_of(tags.first().copied().unwrap_or(&refs[0]));
+    digests.iter().all(|d| repository_of(d) == repo)
+}
+
 fn familiar_of(full: &str) -> String {
     Reference::parse_normalized(full).map(|r| r.familiar_string()).unwrap_or_else(|_| full.to_string())
 }
@@ -703,6 +716,15 @@ mod tests {
         assert!(!reference_matches("*", "library/x:1"));
         assert!(reference_matches("*/*", "library/x:1"));
         assert!(reference_matches("localhost:5000/a", "localhost:5000/a:v1"));
+    }
+
+    #[test]
+    fn single_reference_rule() {
+        let t = |s: &str| s.replace("DIGEST", &format!("sha256:{}", "0".repeat(64)));
+        assert!(is_single_reference(&[t("docker.io/library/a:1")]));
+        assert!(is_single_reference(&[t("docker.io/library/a:1"), t("docker.io/library/a@DIGEST")]));
+        assert!(!is_single_reference(&[t("docker.io/library/a:1"), t("docker.io/library/a:2")]));
+        assert!(!is_single_reference(&[t("docker.io/library/a:1"), t("docker.io/library/b@DIGEST")]));
     }
 
     #[test]

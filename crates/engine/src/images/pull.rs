@@ -87,9 +87,11 @@ impl Images {
         auth: Option<&AuthConfig>,
         progress: &Progress,
     ) -> Result<()> {
-        let shown = reference.tag().or(reference.digest()).unwrap_or("latest").to_string();
-        progress.status(Some(&shown), format!("Pulling from {}", reference.path()));
+        // Like dockerd, nothing is streamed before the manifest is found, so an unknown
+        // image is a plain HTTP error.
         let resolved = self.client.resolve(reference, auth, platform).await?;
+        let shown = reference.tag().or(reference.digest()).unwrap_or("latest").to_string();
+        progress.line(Some(&shown), format!("Pulling from {}", reference.path()));
         let manifest: ManifestView = serde_json::from_slice(&resolved.bytes)
             .map_err(|e| Error::InvalidArgument(format!("invalid manifest for {reference}: {e}")))?;
         if let Some(foreign) = manifest.layers.iter().find(|l| !l.urls.is_empty()) {
