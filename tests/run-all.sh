@@ -57,6 +57,24 @@ fi
 stage "harness tests against berth-runc" \
     env BERTH_TEST_RUNTIME="$target/debug/berth-runc" bash -c "$(declare -f run_tests); run_tests -p berth-testkit"
 
+# The berth CLI's comparison tests (berth vs the docker CLI, same daemon) against berthd;
+# in the workspace stage they ran against a private dockerd. One daemon, so one at a time.
+cli_against_berthd() {
+    local dir pid rc=0
+    dir="$(mktemp -d /tmp/berthd-cli.XXXXXX)"
+    echo '{}' >"$dir/daemon.json"
+    "$target/debug/berthd" --config-file "$dir/daemon.json" --data-root "$dir/data" --exec-root "$dir/exec" \
+        --pidfile "$dir/pid" -H "unix://$dir/b.sock" 2>"$dir/berthd.log" &
+    pid=$!
+    for _ in $(seq 100); do [[ -S "$dir/b.sock" ]] && break; sleep 0.1; done
+    BERTH_TEST_DAEMON="$dir/b.sock" run_tests -p berth-cli --test compare --test-threads 1 || rc=$?
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    [[ $rc -eq 0 ]] || tail -20 "$dir/berthd.log"
+    rm -rf "$dir"
+    return $rc
+}
+stage "berth CLI against berthd, compared with the docker CLI" cli_against_berthd
+
 # docker-py against berthd (pytest starts its own berthd and registry).
 stage "docker-py against berthd" env BERTHD="$target/debug/berthd" python3 -m pytest -q -p no:cacheprovider tests/docker-py
 

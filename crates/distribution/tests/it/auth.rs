@@ -28,7 +28,8 @@ async fn htpasswd_basic_auth() {
         .resolve(&r, None, &Platform::host())
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    // Reported as not found, as dockerd does, so clients do not prompt for a login.
+    assert_eq!(e.kind(), ErrorKind::NotFound);
     assert_eq!(
         e.to_string(),
         format!(
@@ -135,7 +136,7 @@ async fn bearer_token_flow() {
         .resolve(&r, None, &Platform::host())
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert!(
         e.to_string()
             .starts_with(&format!("pull access denied for {}/app", reg.addr)),
