@@ -1,8 +1,8 @@
 //! Validation of the path parameters: repository names, tags, digests and upload ids.
 //!
-//! Every value that becomes part of a filesystem path passes through here first; the
-//! grammars admit no `/`-free `..`, no leading dot and no other separator, so a valid
-//! value can never leave its directory.
+//! Every value that becomes part of a filesystem path passes through here first. No valid
+//! name component, tag, digest or upload id can be `.` or `..` or contain a separator
+//! other than the `/` between name components, so a valid value never leaves its directory.
 
 use std::fmt;
 use std::sync::LazyLock;

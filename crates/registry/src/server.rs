@@ -58,14 +58,10 @@ impl Server {
         let registry = tokio::task::spawn_blocking(move || Registry::open(&root, expiry))
             .await
             .map_err(|e| Error::Internal(format!("opening storage: {e}")))??;
-        Server::bind_with(config, Arc::new(registry), acceptor).await
-    }
-
-    async fn bind_with(config: &Config, registry: Arc<Registry>, acceptor: Option<TlsAcceptor>) -> Result<Server> {
         let listener = TcpListener::bind(&config.addr)
             .await
             .map_err(|e| Error::Config(format!("listening on {}: {e}", config.addr)))?;
-        Ok(Server { listener, acceptor, registry, upload_expiry: config.upload_expiry })
+        Ok(Server { listener, acceptor, registry: Arc::new(registry), upload_expiry: config.upload_expiry })
     }
 
     /// The bound address (useful with port 0).
