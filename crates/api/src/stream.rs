@@ -37,7 +37,7 @@ where
     let first = tokio::select! {
         biased;
         m = messages.recv() => m,
-        done = task_result_ref(&mut task) => {
+        done = task_result(&mut task) => {
             // Finished before saying anything: an error is a plain HTTP error.
             return match done {
                 Err(e) => e.into_response(),
@@ -50,7 +50,7 @@ where
     };
     let Some(first) = first else {
         // Every sender is gone: the operation ended without a word; its result decides.
-        return match task_result_ref(&mut task).await {
+        return match task_result(&mut task).await {
             Err(e) => e.into_response(),
             Ok(()) => json_lines(Vec::new()),
         };
@@ -60,7 +60,7 @@ where
         if let Some(m) = messages.recv().await {
             return Some((m, (messages, task)));
         }
-        let error = match task_result(task?).await {
+        let error = match task_result(&mut task?).await {
             Err(e) => e.message,
             Ok(()) => return None,
         };
@@ -77,14 +77,7 @@ where
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn task_result_ref(task: &mut tokio::task::JoinHandle<Result<(), berth_engine::Error>>) -> Result<(), ApiError> {
-    match task.await {
-        Ok(r) => r.map_err(ApiError::from),
-        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("operation failed: {e}"))),
-    }
-}
-
-async fn task_result(task: tokio::task::JoinHandle<Result<(), berth_engine::Error>>) -> Result<(), ApiError> {
+async fn task_result(task: &mut tokio::task::JoinHandle<Result<(), berth_engine::Error>>) -> Result<(), ApiError> {
     match task.await {
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("operation failed: {e}"))),

@@ -77,7 +77,7 @@ async fn version() -> Json<serde_json::Value> {
 async fn info(State(engine): AppState) -> ApiResult<Json<models::SystemInfo>> {
     let host = HostInfo::read();
     let config = &engine.config;
-    let images = engine.images.list(true, &Default::default())?.len() as i64;
+    let images = engine.images.count()? as i64;
     let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let mut index_configs = std::collections::HashMap::new();
     index_configs.insert(

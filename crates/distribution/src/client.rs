@@ -738,22 +738,28 @@ impl Client {
         auth: Option<&AuthConfig>,
         platform: &Platform,
     ) -> Result<Resolved, Error> {
-        let mut endpoints = self.pull_endpoints(r.domain()).await;
-        let origin = endpoints.pop();
+        self.on_pull_endpoints(r.domain(), |ep| async move { self.resolve_at(&ep, r, auth, platform).await }).await
+    }
+
+    /// Runs `op` on each pull endpoint of `domain` in order (mirrors, then the origin) and
+    /// returns the first success; a failing mirror is logged and skipped, the origin's
+    /// error is the result.
+    async fn on_pull_endpoints<T, F, Fut>(&self, domain: &str, op: F) -> Result<T, Error>
+    where
+        F: Fn(Endpoint) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut endpoints = self.pull_endpoints(domain).await;
+        let Some(origin) = endpoints.pop() else {
+            return Err(Error::InvalidConfig { reason: format!("no endpoint for {domain}") });
+        };
         for ep in &endpoints {
-            match self.resolve_at(ep, r, auth, platform).await {
-                Ok(resolved) => return Ok(resolved),
-                Err(e) => {
-                    warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint")
-                }
+            match op(ep.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) => warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint"),
             }
         }
-        match origin {
-            Some(ep) => self.resolve_at(&ep, r, auth, platform).await,
-            None => Err(Error::InvalidConfig {
-                reason: format!("no endpoint for {}", r.domain()),
-            }),
-        }
+        op(origin).await
     }
 
     async fn resolve_at(
@@ -819,22 +825,7 @@ impl Client {
         r: &Reference,
         auth: Option<&AuthConfig>,
     ) -> Result<RawManifest, Error> {
-        let mut endpoints = self.pull_endpoints(r.domain()).await;
-        let origin = endpoints.pop();
-        for ep in &endpoints {
-            match self.fetch_manifest_at(ep, r, auth).await {
-                Ok((raw, _)) => return Ok(raw),
-                Err(e) => {
-                    warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint")
-                }
-            }
-        }
-        match origin {
-            Some(ep) => Ok(self.fetch_manifest_at(&ep, r, auth).await?.0),
-            None => Err(Error::InvalidConfig {
-                reason: format!("no endpoint for {}", r.domain()),
-            }),
-        }
+        self.on_pull_endpoints(r.domain(), |ep| async move { Ok(self.fetch_manifest_at(&ep, r, auth).await?.0) }).await
     }
 
     /// Streams blob `digest` of repository `repo` (a reference path) from `endpoint`,
@@ -1338,22 +1329,7 @@ impl Client {
         r: &Reference,
         auth: Option<&AuthConfig>,
     ) -> Result<Vec<String>, Error> {
-        let mut endpoints = self.pull_endpoints(r.domain()).await;
-        let origin = endpoints.pop();
-        for ep in &endpoints {
-            match self.list_tags_at(ep, r, auth).await {
-                Ok(tags) => return Ok(tags),
-                Err(e) => {
-                    warn!(endpoint = %ep, error = %e, "mirror failed, trying the next endpoint")
-                }
-            }
-        }
-        match origin {
-            Some(ep) => self.list_tags_at(&ep, r, auth).await,
-            None => Err(Error::InvalidConfig {
-                reason: format!("no endpoint for {}", r.domain()),
-            }),
-        }
+        self.on_pull_endpoints(r.domain(), |ep| async move { self.list_tags_at(&ep, r, auth).await }).await
     }
 
     async fn list_tags_at(

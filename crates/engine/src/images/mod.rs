@@ -198,6 +198,11 @@ impl Images {
         Err(Error::NoSuchImage(name.to_string()))
     }
 
+    /// How many images there are (no config reads).
+    pub fn count(&self) -> Result<usize> {
+        Ok(self.meta.read()?.images()?.len())
+    }
+
     /// Every image with its names.
     pub fn list(&self, all: bool, filters: &Filters) -> Result<Vec<ImageView>> {
         let _ = all; // no intermediate build images exist yet, so -a changes nothing
