@@ -159,7 +159,12 @@ fn write_id_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]
 /// Creates a container: everything up to (not including) running the user's program.
 pub fn create(opts: &CreateOptions) -> Result<Created> {
     state::validate_id(opts.id)?;
-    let bundle = spec::load_bundle(opts.bundle)?;
+    let mut bundle = spec::load_bundle(opts.bundle)?;
+    if opts.foreground && opts.console_socket.is_none() {
+        if let Some(process) = bundle.spec.process_mut() {
+            inherit_console_size(process);
+        }
+    }
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref().ok_or_else(|| Error::InvalidSpec("linux: is required".into()))?;
     let process = spec.process().as_ref().ok_or_else(|| Error::InvalidSpec("process: is required".into()))?;
@@ -636,6 +641,10 @@ pub fn exec(opts: ExecOptions) -> Result<Exec> {
         return Err(Error::WrongState { id: opts.id.into(), status: status.to_string(), action: "exec", wanted: "running" });
     }
     spec::validate_process(&opts.process, "process")?;
+    let mut opts = opts;
+    if !opts.detach && opts.console_socket.is_none() {
+        inherit_console_size(&mut opts.process);
+    }
     let linux = rec.config.linux().as_ref().ok_or_else(|| Error::InvalidSpec("linux: is required".into()))?;
     let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
     let terminal = opts.process.terminal().unwrap_or(false);
@@ -749,6 +758,19 @@ fn recv_pid(channel: &Channel, intermediate: i32) -> Result<i32> {
         .and_then(|b| b.try_into().ok())
         .map(i32::from_le_bytes)
         .ok_or_else(|| Error::Other("sync: bad pid".into()))
+}
+
+/// A terminal the runtime owns starts with the caller's window size (unless the spec sets
+/// one): init sets it when it makes the pty, so the program never sees a 0x0 terminal
+/// while the size is still being copied over.
+fn inherit_console_size(process: &mut oci_spec::runtime::Process) {
+    if process.terminal() != Some(true) || process.console_size().is_some() {
+        return;
+    }
+    if let Some((rows, cols)) = crate::foreground::window_size(0) {
+        let size = oci_spec::runtime::BoxBuilder::default().height(u64::from(rows)).width(u64::from(cols)).build().ok();
+        process.set_console_size(size);
+    }
 }
 
 /// Waits for a foreground process (our child), forwarding signals to it and proxying its

@@ -47,7 +47,7 @@ impl Drop for RawMode {
     }
 }
 
-fn window_size(fd: i32) -> Option<(u16, u16)> {
+pub(crate) fn window_size(fd: i32) -> Option<(u16, u16)> {
     let mut ws: libc::winsize = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCGWINSZ writes a winsize into the pointer, which outlives the call.
     (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0).then_some((ws.ws_row, ws.ws_col))
