@@ -7,11 +7,12 @@ default=(
     busybox-static  # test rootfs
     libseccomp-dev pkg-config  # building the runtime (libseccomp-sys)
     runc  # reference runtime for the harness self-check and benchmarks
-    hyperfine time  # bench/
+    hyperfine time wrk  # bench/
     podman docker.io  # tests/peers.sh
     bsdutils util-linux file python3  # script(1), flock(1), file(1), bench statistics
     docker-registry skopeo apache2-utils jq curl zstd  # registry peers and image fixtures
     python3-pip  # docker-py
+    chromium  # berth-registry's web UI tests (headless)
 )
 # Python packages: docker-py and pytest for tests/docker-py (only with the default set).
 python_pkgs=(docker pytest)

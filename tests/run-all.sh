@@ -27,6 +27,10 @@ trap 'rm -rf "$scratch"' EXIT
 PROBE="$probe" tests/make-rootfs.sh "$scratch/rootfs"
 "$scratch/rootfs/bin/probe" exit 0
 
+step "build the static berth-init (run --init)"
+BERTH_INIT_PATH="$(crates/init/build-static.sh)"
+export BERTH_INIT_PATH
+
 if cargo nextest --version >/dev/null 2>&1; then
     run_tests() { cargo nextest run --no-fail-fast "$@"; }
 else

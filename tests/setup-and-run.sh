@@ -30,7 +30,12 @@ id="hello-$$"
 berthd_pid=""
 cleanup() {
     "$runtime" --root "$work/state" delete --force "$id" >/dev/null 2>&1 || true
-    [[ -n "$berthd_pid" ]] && kill "$berthd_pid" 2>/dev/null && wait "$berthd_pid" 2>/dev/null
+    if [[ -n "$berthd_pid" ]]; then
+        # Containers outlive berthd: remove them first.
+        berth ps -aq 2>/dev/null | xargs -r "$target/release/berth" -H "unix://$work/berth.sock" rm -f >/dev/null 2>&1
+        kill "$berthd_pid" 2>/dev/null && wait "$berthd_pid" 2>/dev/null
+    fi
+    awk -v w="$work/" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
     tests/registry.sh stop "$work/registry" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -55,7 +60,8 @@ echo "$out"
 [[ "$out" == "hello from berth" ]] || { echo "setup-and-run: unexpected output" >&2; exit 1; }
 
 # The daemon: berthd on its own socket and data root, driven by the berth CLI.
-[[ -x "$target/release/berthd" && -x "$target/release/berth" ]] || cargo build --release -p berth-daemon -p berth-cli
+[[ -x "$target/release/berthd" && -x "$target/release/berth" && -x "$target/release/berth-shim" ]] \
+    || cargo build --release -p berth-daemon -p berth-cli -p berth-shim -p berth-init
 echo '{}' >"$work/daemon.json"
 "$target/release/berthd" --config-file "$work/daemon.json" --data-root "$work/data" --exec-root "$work/exec" \
     --pidfile "$work/berthd.pid" -H "unix://$work/berth.sock" 2>"$work/berthd.log" &
@@ -71,3 +77,11 @@ berth rmi "$registry/hello/busybox:latest"
 berth pull "$registry/hello/busybox:latest"
 berth images
 berth system df
+# A container through berthd: its shim runs it, berth shows its output and exit status.
+out="$(berth run --rm "$registry/hello/busybox:latest" echo "hello from a berth container")"
+echo "$out"
+[[ "$out" == "hello from a berth container" ]] || { echo "setup-and-run: unexpected container output" >&2; exit 1; }
+berth run -d --name web "$registry/hello/busybox:latest" sh -c 'echo serving; sleep 1000' >/dev/null
+berth ps
+berth exec web echo "exec in a running container"
+berth rm -f web >/dev/null

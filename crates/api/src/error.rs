@@ -27,6 +27,7 @@ impl ApiError {
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
         ErrorKind::AlreadyExists | ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -47,6 +48,10 @@ impl From<berth_engine::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status == StatusCode::NOT_MODIFIED {
+            // A 304 has no body.
+            return self.status.into_response();
+        }
         (self.status, Json(serde_json::json!({ "message": self.message }))).into_response()
     }
 }

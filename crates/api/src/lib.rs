@@ -2,12 +2,16 @@
 //! bodies and status codes, streamed progress. Handlers parse requests, call the engine and
 //! shape its answers into docker's models; they hold no state of their own.
 
+mod container_files;
+mod container_stats;
+mod containers;
 mod error;
 mod images;
 mod params;
 mod stream;
 mod system;
 mod version;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -22,7 +26,14 @@ pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// All routes, without the version prefix (see [`service`]).
 pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new().merge(system::routes()).merge(images::routes()).with_state(engine)
+    Router::new()
+        .merge(system::routes())
+        .merge(images::routes())
+        .merge(containers::routes())
+        .merge(container_stats::routes())
+        .merge(container_files::routes())
+        .merge(volumes::routes())
+        .with_state(engine)
 }
 
 /// The router behind the version check that strips `/v1.xx` prefixes.

@@ -78,6 +78,7 @@ async fn info(State(engine): AppState) -> ApiResult<Json<models::SystemInfo>> {
     let host = HostInfo::read();
     let config = &engine.config;
     let images = engine.images.count()? as i64;
+    let (total, running, paused, stopped) = engine.containers.count();
     let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let mut index_configs = std::collections::HashMap::new();
     index_configs.insert(
@@ -97,10 +98,10 @@ async fn info(State(engine): AppState) -> ApiResult<Json<models::SystemInfo>> {
     }
     Ok(Json(models::SystemInfo {
         id: Some(engine_id(&engine)),
-        containers: Some(0),
-        containers_running: Some(0),
-        containers_paused: Some(0),
-        containers_stopped: Some(0),
+        containers: Some(total as i64),
+        containers_running: Some(running as i64),
+        containers_paused: Some(paused as i64),
+        containers_stopped: Some(stopped as i64),
         images: Some(images),
         driver: Some("overlay2".to_string()),
         driver_status: Some(vec![vec!["Backing Filesystem".to_string(), backing_fs(&config.data_root)]]),
@@ -141,7 +142,8 @@ async fn info(State(engine): AppState) -> ApiResult<Json<models::SystemInfo>> {
         experimental_build: Some(false),
         server_version: Some(ENGINE_VERSION.to_string()),
         default_runtime: Some("berth".to_string()),
-        live_restore_enabled: Some(config.live_restore),
+        // Containers always outlive berthd (their shims keep them).
+        live_restore_enabled: Some(true),
         isolation: None,
         security_options: Some(vec!["name=seccomp,profile=builtin".to_string()]),
         warnings: Some(vec!["WARNING: bridge networking is not available yet; containers default to --network none".to_string()]),

@@ -1,7 +1,7 @@
 //! What every command works with: the daemon client, the configuration, and the
 //! display of the daemon's progress streams.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 use http::Response;
@@ -78,15 +78,34 @@ pub async fn show_stream(
     quiet: bool,
     on_aux: &mut dyn FnMut(serde_json::Value),
 ) -> Result<()> {
-    let is_terminal = !quiet && term::stdout_is_terminal();
+    show_stream_on(response, quiet, on_aux, false).await
+}
+
+/// Like `show_stream`, on standard error when `to_stderr` (the pull of `run`, whose
+/// standard output carries only the container's).
+pub async fn show_stream_on(
+    response: Response<Incoming>,
+    quiet: bool,
+    on_aux: &mut dyn FnMut(serde_json::Value),
+    to_stderr: bool,
+) -> Result<()> {
+    let is_terminal = !quiet
+        && if to_stderr {
+            io::stderr().is_terminal()
+        } else {
+            term::stdout_is_terminal()
+        };
     let width = if is_terminal {
         term::stdout_width()
     } else {
         200
     };
     let mut display = Display::new(is_terminal, width);
-    let stdout = io::stdout();
-    let mut stdout = stdout.lock();
+    let mut stdout: Box<dyn Write> = if to_stderr {
+        Box::new(io::stderr().lock())
+    } else {
+        Box::new(io::stdout().lock())
+    };
     let mut sink = io::sink();
     let mut body = response.into_body();
     let mut buffer = Vec::new();
@@ -116,7 +135,7 @@ pub async fn show_stream(
             source,
         })?;
         for message in messages {
-            let out: &mut dyn Write = if quiet { &mut sink } else { &mut stdout };
+            let out: &mut dyn Write = if quiet { &mut sink } else { &mut *stdout };
             let outcome = display.show(&message, out).map_err(write_error)?;
             out.flush().map_err(write_error)?;
             match outcome {

@@ -185,6 +185,9 @@ pub fn escape_path(segment: &str) -> String {
     utf8_percent_encode(segment, PATH).to_string()
 }
 
+/// The raw two-way stream of an upgraded (hijacked) connection.
+pub type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
+
 /// A client bound to one daemon.
 pub struct Client {
     endpoint: Endpoint,
@@ -204,6 +207,126 @@ impl Client {
             version,
             sender: None,
         })
+    }
+
+    /// Another client for the same daemon and API version with a connection of its own,
+    /// for requests that run alongside others (waiting, streaming, signalling).
+    pub async fn fork(&mut self) -> Result<Client> {
+        let version = self.api_version().await?;
+        Ok(Client {
+            endpoint: self.endpoint.clone(),
+            host: self.host.clone(),
+            version: Some(version),
+            negotiated: true,
+            sender: None,
+        })
+    }
+
+    /// POSTs a JSON body.
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        query: &Query,
+        body: &serde_json::Value,
+    ) -> Result<Response<Incoming>> {
+        let headers = [("Content-Type", "application/json".to_string())];
+        self.request(Method::POST, path, query, &headers, full(body.to_string()))
+            .await
+    }
+
+    /// POSTs and takes over the connection (`Connection: Upgrade`, `Upgrade: tcp`): after
+    /// the daemon's `101 Switching Protocols` the stream carries raw bytes both ways.
+    pub async fn hijack(
+        &mut self,
+        path: &str,
+        query: &Query,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Hijacked> {
+        let version = self.api_version().await?;
+        let mut uri = format!("/v{version}{path}");
+        let encoded = query.encode();
+        if !encoded.is_empty() {
+            uri.push('?');
+            uri.push_str(&encoded);
+        }
+        let mut headers = vec![
+            ("Connection", "Upgrade".to_string()),
+            ("Upgrade", "tcp".to_string()),
+            ("Host", self.host_header()),
+            (
+                "User-Agent",
+                concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)").to_string(),
+            ),
+        ];
+        let body = match body {
+            Some(b) => {
+                headers.push(("Content-Type", "application/json".to_string()));
+                full(b.to_string())
+            }
+            None => empty(),
+        };
+        let request = build(Method::POST, &uri, body, &headers)?;
+        let handshake = |e| Error::Transport {
+            operation: "handshake",
+            source: e,
+        };
+        let response = match &self.endpoint {
+            Endpoint::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|source| self.connect_error(source))?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(handshake)?;
+                tokio::spawn(conn.with_upgrades());
+                sender.send_request(request).await
+            }
+            Endpoint::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| self.connect_error(source))?;
+                let _ = stream.set_nodelay(true);
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(handshake)?;
+                tokio::spawn(conn.with_upgrades());
+                sender.send_request(request).await
+            }
+        }
+        .map_err(|e| Error::Transport {
+            operation: "sending request",
+            source: e,
+        })?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let code = response.status().as_u16();
+            drain(response).await;
+            return Err(Error::InvalidArgument(format!(
+                "unable to upgrade to tcp, received {code}"
+            )));
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(|e| Error::Transport {
+                operation: "upgrading connection",
+                source: e,
+            })?;
+        Ok(TokioIo::new(upgraded))
+    }
+
+    fn connect_error(&self, source: io::Error) -> Error {
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            Error::ConnectPermission {
+                host: self.host.clone(),
+                source,
+            }
+        } else {
+            Error::Connect {
+                host: self.host.clone(),
+                source,
+            }
+        }
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>> {

@@ -131,6 +131,11 @@ impl ConfigFile {
             .filter(|s| !s.is_empty())
     }
 
+    /// A string setting (`psFormat`, `detachKeys`, ...), when present and not empty.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.string_field(name)
+    }
+
     /// `imagesFormat`: the default `--format` of `images`.
     pub fn images_format(&self) -> Option<&str> {
         self.string_field("imagesFormat")

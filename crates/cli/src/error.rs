@@ -84,6 +84,10 @@ pub enum Error {
     /// The user declined a confirmation prompt; nothing is printed and the exit status is 0.
     #[error("")]
     Cancelled,
+    /// A failure with its own exit status (docker's `StatusError`): a container's exit
+    /// code, or 125/126/127 for `run`; the message may be empty.
+    #[error("{message}")]
+    Status { code: i32, message: String },
     /// Several independent failures (one per argument), printed one per line.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Multiple(Vec<Error>),
@@ -121,6 +125,7 @@ impl Error {
                 ErrorKind::Internal
             }
             Error::Cancelled => ErrorKind::Conflict,
+            Error::Status { .. } => ErrorKind::Internal,
             Error::Multiple(errors) => errors.first().map_or(ErrorKind::Internal, Error::kind),
         }
     }
@@ -131,6 +136,7 @@ impl Error {
             Error::Flags(_) => 125,
             Error::TemplateStatus(_) => 64,
             Error::Cancelled => 0,
+            Error::Status { code, .. } => *code,
             _ => 1,
         }
     }

@@ -17,7 +17,13 @@ pub enum Kind {
     /// Repeatable `name=value` filter.
     Filter,
     Int,
+    /// A value of a named type (`bytes`, `duration`, ...), checked by the flag's check.
+    Value(&'static str),
 }
+
+/// Checks one value of a flag, returning it normalized (`-e A` becomes `A=value`) or
+/// the reason it is not acceptable, in pflag's wording.
+pub type Check = fn(&str) -> Result<String, String>;
 
 /// One flag of a command.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +32,12 @@ pub struct Flag {
     pub short: Option<char>,
     pub kind: Kind,
     pub help: &'static str,
+    /// Validation applied to every value as it is parsed.
+    pub check: Option<Check>,
+    /// Left out of `--help` (docker's deprecated spellings such as `--net`).
+    pub hidden: bool,
+    /// Values are stored under this flag's name instead (`--net` feeds `--network`).
+    pub store_as: Option<&'static str>,
 }
 
 impl Flag {
@@ -40,6 +52,47 @@ impl Flag {
             short,
             kind,
             help,
+            check: None,
+            hidden: false,
+            store_as: None,
+        }
+    }
+
+    /// A flag taking a value of the named type, checked by `check`.
+    pub const fn typed(
+        long: &'static str,
+        short: Option<char>,
+        type_name: &'static str,
+        help: &'static str,
+        check: Check,
+    ) -> Flag {
+        let mut flag = Flag::new(long, short, Kind::Value(type_name), help);
+        flag.check = Some(check);
+        flag
+    }
+
+    /// The same flag with every value checked by `check`.
+    pub const fn checked(mut self, check: Check) -> Flag {
+        self.check = Some(check);
+        self
+    }
+
+    /// The same flag, left out of `--help`.
+    pub const fn hidden(mut self) -> Flag {
+        self.hidden = true;
+        self
+    }
+
+    /// The same flag, storing its values under `name`.
+    pub const fn store_as(mut self, name: &'static str) -> Flag {
+        self.store_as = Some(name);
+        self
+    }
+
+    fn key(&self) -> &'static str {
+        match self.store_as {
+            Some(name) => name,
+            None => self.long,
         }
     }
 
@@ -58,6 +111,7 @@ impl Flag {
             Kind::List => "list",
             Kind::Filter => "filter",
             Kind::Int => "int",
+            Kind::Value(name) => name,
         }
     }
 }
@@ -69,6 +123,8 @@ pub enum Args {
     Exact(usize),
     Min(usize),
     Max(usize),
+    /// Between the two counts, inclusive.
+    Range(usize, usize),
     Any,
 }
 
@@ -142,6 +198,10 @@ impl Command {
                 "{BIN}: '{path}' requires at most {n} {}\n\nUsage:  {use_line}\n\nRun '{path} --help' for more information",
                 plural(n)
             ),
+            Args::Range(min, max) if args.len() < min || args.len() > max => format!(
+                "{BIN}: '{path}' requires at least {min} and at most {max} {}\n\nUsage:  {use_line}\n\nRun '{path} --help' for more information",
+                plural(max)
+            ),
             _ => return Ok(()),
         };
         Err(Error::Usage(message))
@@ -153,9 +213,11 @@ impl Command {
         if !self.aliases.is_empty() {
             out.push_str(&format!("\nAliases:\n  {}\n", self.aliases.join(", ")));
         }
-        let mut lines: Vec<(String, &str)> = self
+        // (long name, flag column, description), sorted by long name as pflag does.
+        let mut lines: Vec<(&str, String, &str)> = self
             .flags
             .iter()
+            .filter(|f| !f.hidden && f.long != "help")
             .map(|f| {
                 let mut name = match f.short {
                     Some(s) => format!("  -{s}, --{}", f.long),
@@ -165,17 +227,18 @@ impl Command {
                     name.push(' ');
                     name.push_str(f.type_name());
                 }
-                (name, f.help)
+                (f.long, name, f.help)
             })
             .collect();
-        lines.push(("  -h, --help".to_string(), "Print usage"));
-        lines.sort_by(|a, b| {
-            a.0.trim_start_matches([' ', '-'])
-                .cmp(b.0.trim_start_matches([' ', '-']))
-        });
-        let width = lines.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        if self.find_short('h').is_some() {
+            lines.push(("help", "      --help".to_string(), "Print usage"));
+        } else {
+            lines.push(("help", "  -h, --help".to_string(), "Print usage"));
+        }
+        lines.sort_by(|a, b| a.0.cmp(b.0));
+        let width = lines.iter().map(|(_, n, _)| n.len()).max().unwrap_or(0);
         out.push_str("\nOptions:\n");
-        for (name, help) in lines {
+        for (_, name, help) in lines {
             out.push_str(&format!("{name:width$}   {help}\n"));
         }
         out
@@ -201,6 +264,14 @@ impl Parsed {
     /// Whether the flag was given.
     pub fn changed(&self, long: &str) -> bool {
         self.values.iter().any(|(k, _)| *k == long)
+    }
+
+    /// How many different flags were given (cobra's `NFlag`).
+    pub fn count(&self) -> usize {
+        let mut keys: Vec<&str> = self.values.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.len()
     }
 
     /// A boolean flag's value (false when absent).
@@ -282,7 +353,7 @@ fn parse_int(s: &str) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
-fn check_value(cmd: &Command, flag: &Flag, value: &str) -> Result<()> {
+fn check_value(cmd: &Command, flag: &Flag, value: &str) -> Result<String> {
     let invalid = |detail: String| {
         cmd.flag_error(&format!(
             "invalid argument \"{value}\" for \"{}\" flag: {detail}",
@@ -299,7 +370,10 @@ fn check_value(cmd: &Command, flag: &Flag, value: &str) -> Result<()> {
         Kind::Filter if !value.is_empty() && !value.contains('=') => Err(invalid(
             "bad format of filter (expected name=value)".to_string(),
         )),
-        _ => Ok(()),
+        _ => match flag.check {
+            Some(check) => check(value).map_err(invalid),
+            None => Ok(value.to_string()),
+        },
     }
 }
 
@@ -346,14 +420,14 @@ pub fn parse(cmd: &Command, argv: &[String]) -> Result<Outcome> {
                     }
                 },
             };
-            check_value(cmd, flag, &value)?;
-            parsed.values.push((flag.long, value));
+            let value = check_value(cmd, flag, &value)?;
+            parsed.values.push((flag.key(), value));
             continue;
         }
         // A group of shorthand flags: "-aq", "-fvalue", "-f value", "-f=value".
         let shorts = &arg[1..];
         for (pos, c) in shorts.char_indices() {
-            if c == 'h' {
+            if c == 'h' && cmd.find_short('h').is_none() {
                 return Ok(Outcome::Help);
             }
             let Some(flag) = cmd.find_short(c) else {
@@ -362,11 +436,11 @@ pub fn parse(cmd: &Command, argv: &[String]) -> Result<Outcome> {
             let rest = &shorts[pos + c.len_utf8()..];
             if flag.kind == Kind::Bool {
                 if let Some(v) = rest.strip_prefix('=') {
-                    check_value(cmd, flag, v)?;
-                    parsed.values.push((flag.long, v.to_string()));
+                    let v = check_value(cmd, flag, v)?;
+                    parsed.values.push((flag.key(), v));
                     break;
                 }
-                parsed.values.push((flag.long, "true".to_string()));
+                parsed.values.push((flag.key(), "true".to_string()));
                 continue;
             }
             let value = if let Some(v) = rest.strip_prefix('=') {
@@ -379,8 +453,8 @@ pub fn parse(cmd: &Command, argv: &[String]) -> Result<Outcome> {
             } else {
                 return Err(cmd.flag_error(&format!("flag needs an argument: '{c}' in -{shorts}")));
             };
-            check_value(cmd, flag, &value)?;
-            parsed.values.push((flag.long, value));
+            let value = check_value(cmd, flag, &value)?;
+            parsed.values.push((flag.key(), value));
             break;
         }
     }

@@ -79,6 +79,20 @@ impl Reference {
         self.name()
     }
 
+    /// docker's `FamiliarString`: the familiar name with its tag and digest.
+    pub fn familiar(&self) -> String {
+        let mut out = self.familiar_name();
+        if let Some(tag) = &self.tag {
+            out.push(':');
+            out.push_str(tag);
+        }
+        if let Some(digest) = &self.digest {
+            out.push('@');
+            out.push_str(digest);
+        }
+        out
+    }
+
     /// The tag, if any.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()

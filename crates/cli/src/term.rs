@@ -62,3 +62,53 @@ pub fn read_secret(out: &mut dyn Write, message: &str) -> io::Result<Option<Stri
     }
     result
 }
+
+/// The size (rows, columns) of the terminal on `fd`, or (0, 0) when it is not one.
+pub fn size_of(fd: i32) -> (u16, u16) {
+    // SAFETY: `winsize` is plain old data, so an all-zero value is valid.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a `winsize` into the pointed-to struct, which lives for the
+    // duration of the call; the descriptor is only queried.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) };
+    if rc == 0 {
+        (size.ws_row, size.ws_col)
+    } else {
+        (0, 0)
+    }
+}
+
+/// The size (rows, columns) of the terminal on standard output, or (0, 0).
+pub fn stdout_size() -> (u16, u16) {
+    if stdout_is_terminal() {
+        size_of(libc::STDOUT_FILENO)
+    } else {
+        (0, 0)
+    }
+}
+
+/// Standard input in raw mode until dropped; the previous settings come back on every
+/// way out (return, error, unwinding).
+pub struct RawInput {
+    saved: termios::Termios,
+}
+
+impl RawInput {
+    /// Puts standard input in raw mode when it is a terminal.
+    pub fn enable() -> io::Result<Option<RawInput>> {
+        if !stdin_is_terminal() {
+            return Ok(None);
+        }
+        let stdin = io::stdin();
+        let saved = termios::tcgetattr(stdin.as_fd()).map_err(io::Error::from)?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).map_err(io::Error::from)?;
+        Ok(Some(RawInput { saved }))
+    }
+}
+
+impl Drop for RawInput {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(io::stdin().as_fd(), SetArg::TCSANOW, &self.saved);
+    }
+}

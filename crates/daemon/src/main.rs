@@ -82,6 +82,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .context("opening the engine")?
         .context("opening the engine")?;
     let engine = Arc::new(engine);
+    // Containers outlive berthd: take them over again before serving.
+    engine.restore().await;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
@@ -94,7 +96,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     for server in servers {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+        // Long-lived streams (attach, wait, logs -f, events) would hold the shutdown up:
+        // they get a moment, then end with the process; containers keep running.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
     }
     for host in &config.hosts {
         if let Some(path) = host.strip_prefix("unix://") {

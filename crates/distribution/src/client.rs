@@ -88,6 +88,18 @@ pub struct RawManifest {
     pub bytes: Bytes,
 }
 
+/// What a manifest HEAD answer says about a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// The Docker-Content-Digest header (the reference's digest when it names one).
+    pub digest: String,
+    /// The Content-Type header without parameters. Some registries send a generic type
+    /// (`application/json`) here; the body's `mediaType` is what a GET would go by.
+    pub media_type: String,
+    /// The Content-Length header: the size of the manifest in bytes.
+    pub size: u64,
+}
+
 /// A reference resolved to one image manifest.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -643,6 +655,44 @@ impl Client {
         (status, error_detail(status, &body))
     }
 
+    /// Sends a GET or HEAD for the manifest `r` names to one endpoint, with the Accept
+    /// header of every manifest type; a non-success answer becomes the error docker reports.
+    async fn request_manifest_at(
+        &self,
+        ep: &Endpoint,
+        method: Method,
+        r: &Reference,
+        auth: Option<&AuthConfig>,
+    ) -> Result<(String, reqwest::Response), Error> {
+        let key = r.manifest_key();
+        let scopes = [repository_scope(r.path(), false)];
+        let req = Request::new(method.clone(), format!("/v2/{}/manifests/{key}", r.path()))
+            .header(ACCEPT, media_type::MANIFEST_ACCEPT);
+        let resp = self.execute(ep, &req, &scopes, auth).await?;
+        let request = describe(&method, resp.url());
+        let status = resp.status();
+        if status.is_success() {
+            return Ok((request, resp));
+        }
+        let (status, detail) = Client::status_error(ep, &request, resp).await;
+        Err(match status.as_u16() {
+            404 => Error::ManifestNotFound {
+                reference: r.familiar_string(),
+                detail,
+            },
+            401 | 403 => Error::PullDenied {
+                name: r.familiar_name(),
+                detail,
+            },
+            code => Error::Status {
+                registry: ep.label(),
+                request,
+                status: code,
+                detail,
+            },
+        })
+    }
+
     /// Fetches a manifest by tag or digest from one endpoint, checks its digest, and parses it.
     async fn fetch_manifest_at(
         &self,
@@ -650,32 +700,7 @@ impl Client {
         r: &Reference,
         auth: Option<&AuthConfig>,
     ) -> Result<(RawManifest, Parsed), Error> {
-        let key = r.manifest_key();
-        let scopes = [repository_scope(r.path(), false)];
-        let req = Request::new(Method::GET, format!("/v2/{}/manifests/{key}", r.path()))
-            .header(ACCEPT, media_type::MANIFEST_ACCEPT);
-        let resp = self.execute(ep, &req, &scopes, auth).await?;
-        let request = describe(&Method::GET, resp.url());
-        let status = resp.status();
-        if !status.is_success() {
-            let (status, detail) = Client::status_error(ep, &request, resp).await;
-            return Err(match status.as_u16() {
-                404 => Error::ManifestNotFound {
-                    reference: r.familiar_string(),
-                    detail,
-                },
-                401 | 403 => Error::PullDenied {
-                    name: r.familiar_name(),
-                    detail,
-                },
-                code => Error::Status {
-                    registry: ep.label(),
-                    request,
-                    status: code,
-                    detail,
-                },
-            });
-        }
+        let (request, resp) = self.request_manifest_at(ep, Method::GET, r, auth).await?;
         let content_type = header_str(resp.headers(), &CONTENT_TYPE).map(str::to_string);
         let announced = header_str(resp.headers(), &DOCKER_CONTENT_DIGEST).map(str::to_string);
         let bytes = Client::read_body(ep, &request, resp, MAX_MANIFEST_SIZE).await?;
@@ -826,6 +851,71 @@ impl Client {
         auth: Option<&AuthConfig>,
     ) -> Result<RawManifest, Error> {
         self.on_pull_endpoints(r.domain(), |ep| async move { Ok(self.fetch_manifest_at(&ep, r, auth).await?.0) }).await
+    }
+
+    /// What the manifest `r` names is, from a HEAD request to the pull endpoints (mirrors,
+    /// then the origin): its digest, media type and size, without its body. Registries
+    /// such as Docker Hub count manifest GETs against pull limits, and HEADs not, so this
+    /// is how a cached manifest is checked for change.
+    pub async fn head_manifest(
+        &self,
+        r: &Reference,
+        auth: Option<&AuthConfig>,
+    ) -> Result<ManifestHead, Error> {
+        self.on_pull_endpoints(r.domain(), |ep| async move { self.head_manifest_at(&ep, r, auth).await }).await
+    }
+
+    async fn head_manifest_at(
+        &self,
+        ep: &Endpoint,
+        r: &Reference,
+        auth: Option<&AuthConfig>,
+    ) -> Result<ManifestHead, Error> {
+        let (request, resp) = self.request_manifest_at(ep, Method::HEAD, r, auth).await?;
+        let headers = resp.headers();
+        let bad = |reason: String| Error::BadResponse {
+            registry: ep.label(),
+            request: request.clone(),
+            reason,
+        };
+        let media_type = header_str(headers, &CONTENT_TYPE)
+            .map(manifest::base_media_type)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| bad("no Content-Type header".into()))?;
+        if media_type == "text/html" {
+            return Err(bad("an HTML page instead of a manifest".into()));
+        }
+        let announced = header_str(headers, &DOCKER_CONTENT_DIGEST).map(str::trim);
+        let digest = match (announced, r.digest()) {
+            (Some(announced), Some(asked)) if announced != asked => {
+                return Err(Error::DigestMismatch {
+                    reference: r.familiar_string(),
+                    expected: asked.to_string(),
+                    actual: announced.to_string(),
+                });
+            }
+            (_, Some(asked)) => asked.to_string(),
+            (Some(announced), None) => {
+                digest::validate(announced).map_err(|message| {
+                    bad(format!(
+                        "an invalid Docker-Content-Digest {announced:?}: {message}"
+                    ))
+                })?;
+                announced.to_string()
+            }
+            (None, None) => return Err(bad("no Docker-Content-Digest header".into())),
+        };
+        let size = content_length(headers).ok_or_else(|| bad("no Content-Length header".into()))?;
+        if size > MAX_MANIFEST_SIZE as u64 {
+            return Err(bad(format!(
+                "a manifest of {size} bytes, more than the {MAX_MANIFEST_SIZE} allowed"
+            )));
+        }
+        Ok(ManifestHead {
+            digest,
+            media_type: media_type.to_string(),
+            size,
+        })
     }
 
     /// Streams blob `digest` of repository `repo` (a reference path) from `endpoint`,

@@ -17,7 +17,7 @@ pub mod search;
 
 pub use auth::{auth_key, AuthConfig};
 pub use blob::BlobStream;
-pub use client::{Client, RawManifest, Resolved, MONOLITHIC_PUSH_MAX};
+pub use client::{Client, ManifestHead, RawManifest, Resolved, MONOLITHIC_PUSH_MAX};
 pub use config::{Endpoint, RegistryConfig, Scheme};
 pub use error::{Error, ErrorKind};
 pub use manifest::{Descriptor, Index, Manifest, Platform};

@@ -7,6 +7,8 @@ pub enum ErrorKind {
     AlreadyExists,
     Conflict,
     InvalidArgument,
+    /// Nothing to do (HTTP 304): starting a running container, stopping a stopped one.
+    NotModified,
     Unauthorized,
     Unavailable,
     Internal,
@@ -22,6 +24,12 @@ pub enum Error {
     InvalidArgument(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    NotModified(String),
+    /// The container's program could not be started; `code` is the exit code docker
+    /// reports for it (127 not found, 126 not executable, 128 other).
+    #[error("{message}")]
+    StartFailed { message: String, code: i32 },
     #[error(transparent)]
     Store(#[from] berth_store::Error),
     #[error(transparent)]
@@ -42,6 +50,9 @@ impl Error {
             Error::NoSuchImage(_) | Error::NotFound(_) => ErrorKind::NotFound,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::NotModified(_) => ErrorKind::NotModified,
+            Error::StartFailed { code, .. } if *code != 128 => ErrorKind::InvalidArgument,
+            Error::StartFailed { .. } => ErrorKind::Internal,
             Error::Store(e) => match e.kind() {
                 berth_store::ErrorKind::NotFound => ErrorKind::NotFound,
                 berth_store::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,

@@ -1,11 +1,13 @@
 //! The daemon's services: images (store, pull, push, save/load, import), events and system
 //! information. The API crate calls these; nothing here knows about HTTP.
 
+pub mod containers;
 mod error;
 pub mod events;
 pub mod images;
 pub mod progress;
 pub mod system;
+pub mod volumes;
 
 pub use berth_distribution::auth::AuthConfig;
 pub use berth_distribution::RegistryConfig;
@@ -36,6 +38,8 @@ pub struct Engine {
     pub config: EngineConfig,
     pub events: Events,
     pub images: Arc<Images>,
+    pub volumes: Arc<volumes::Volumes>,
+    pub containers: Arc<containers::Containers>,
     pub started: std::time::SystemTime,
 }
 
@@ -44,7 +48,17 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Engine> {
         let events = Events::default();
         let images = Arc::new(Images::open(&config, events.clone())?);
-        Ok(Engine { config, events, images, started: std::time::SystemTime::now() })
+        let volumes = Arc::new(volumes::Volumes::open(&config.data_root, events.clone())?);
+        let containers = Arc::new(containers::Containers::open(&config.data_root, &config.exec_root, images.clone(), volumes.clone(), events.clone())?);
+        let users = containers.clone();
+        images.set_in_use(Box::new(move |image_id| users.image_users(image_id)));
+        Ok(Engine { config, events, images, volumes, containers, started: std::time::SystemTime::now() })
+    }
+
+    /// Reconnects to the containers that kept running while berthd was down, and learns
+    /// the exits it missed. Call once, inside the runtime, before serving.
+    pub async fn restore(&self) {
+        self.containers.restore().await;
     }
 }
 

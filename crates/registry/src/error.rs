@@ -96,14 +96,24 @@ pub enum Error {
     UnknownEndpoint { method: String, path: String },
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
-    #[error("authentication required")]
-    Unauthorized { challenge: String },
-    #[error("access to {0} denied")]
-    Denied(String),
+    #[error("authentication required: {reason}")]
+    Unauthorized { challenge: String, reason: String },
+    #[error("access denied: user {user} may not {what}")]
+    Denied { user: String, what: String },
+    #[error("htpasswd file {path} line {line}: {reason}")]
+    Htpasswd { path: PathBuf, line: usize, reason: String },
+    #[error("token key {path}: {reason}")]
+    TokenKey { path: PathBuf, reason: String },
+    #[error("token request: {0}")]
+    TokenRequest(String),
     #[error("reading the request body: {0}")]
     Body(String),
     #[error("{op} {path}: {source}")]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("repository {repository} is a pull-through mirror of {namespace}: {operation} is not supported")]
+    MirrorReadOnly { repository: String, namespace: String, operation: &'static str },
+    #[error("upstream {upstream}: {reason}")]
+    Upstream { upstream: String, reason: String },
     #[error("registry configuration: {0}")]
     Config(String),
     #[error("{0}")]
@@ -133,9 +143,14 @@ impl Error {
             | Error::RangeNotSatisfiable { .. }
             | Error::MethodNotAllowed { .. }
             | Error::Body(_)
+            | Error::Htpasswd { .. }
+            | Error::TokenKey { .. }
+            | Error::TokenRequest(_)
             | Error::Config(_) => ErrorKind::InvalidArgument,
             Error::UploadOutOfOrder { .. } => ErrorKind::Conflict,
-            Error::Unauthorized { .. } | Error::Denied(_) => ErrorKind::Unauthorized,
+            Error::MirrorReadOnly { .. } => ErrorKind::InvalidArgument,
+            Error::Upstream { .. } => ErrorKind::Unavailable,
+            Error::Unauthorized { .. } | Error::Denied { .. } => ErrorKind::Unauthorized,
             Error::Io { source, .. } if is_out_of_space(source) => ErrorKind::Unavailable,
             Error::Io { .. } | Error::Internal(_) => ErrorKind::Internal,
         }
@@ -154,12 +169,21 @@ impl Error {
             Error::SizeInvalid { .. } => Code::SizeInvalid,
             Error::ManifestUnknown { .. } => Code::ManifestUnknown,
             Error::ManifestBlobUnknown { .. } => Code::ManifestBlobUnknown,
-            Error::QueryInvalid { .. } | Error::UnknownEndpoint { .. } | Error::MethodNotAllowed { .. } => {
-                Code::Unsupported
-            }
+            Error::QueryInvalid { .. }
+            | Error::UnknownEndpoint { .. }
+            | Error::MethodNotAllowed { .. }
+            | Error::TokenRequest(_)
+            | Error::MirrorReadOnly { .. } => Code::Unsupported,
             Error::Unauthorized { .. } => Code::Unauthorized,
-            Error::Denied(_) => Code::Denied,
-            Error::Io { .. } | Error::Config(_) | Error::Internal(_) => Code::Unknown,
+            Error::Denied { .. } => Code::Denied,
+            Error::Io { .. }
+            | Error::Config(_)
+            | Error::Htpasswd { .. }
+            | Error::TokenKey { .. }
+            | Error::Upstream { .. }
+            | Error::Internal(_) => {
+                Code::Unknown
+            }
         }
     }
 
@@ -168,8 +192,8 @@ impl Error {
         match self {
             Error::UploadOutOfOrder { .. } | Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::ManifestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Denied(_) => StatusCode::FORBIDDEN,
+            Error::MethodNotAllowed { .. } | Error::MirrorReadOnly { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Denied { .. } => StatusCode::FORBIDDEN,
             _ => match self.kind() {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::AlreadyExists | ErrorKind::Conflict => StatusCode::CONFLICT,
@@ -197,6 +221,9 @@ impl Error {
             Error::ManifestTooLarge { limit } => json!({ "limit": limit }),
             Error::QueryInvalid { name, value, .. } => json!({ "parameter": name, "value": value }),
             Error::RangeNotSatisfiable { size, .. } => json!({ "size": size }),
+            Error::Denied { user, .. } => json!({ "user": user }),
+            Error::MirrorReadOnly { namespace, .. } => json!({ "namespace": namespace }),
+            Error::Upstream { upstream, .. } => json!({ "upstream": upstream }),
             _ => serde_json::Value::Null,
         }
     }

@@ -5,6 +5,7 @@
 //! pattern: the path is split at the last `/blobs/`, `/manifests/`, `/tags/list` or
 //! `/referrers/`, and the name before it is validated before anything else happens.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -17,18 +18,19 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
+use crate::blobmap::BlobWindows;
 use crate::error::{Error, Result};
-use crate::hooks::{Action, Scope};
+use crate::hooks::{Action, Object, Origin, RequestFacts, Scope};
 use crate::manifest::{MAX_MANIFEST_SIZE, OCI_INDEX};
+use crate::mirror::{BlobSource, Upstream};
 use crate::names::{parse_digest, Reference, RepoName};
 use crate::registry::Registry;
 use crate::uploads::drain;
 
-/// Read size for streaming blobs: large reads keep syscalls and task hops few.
-const BLOB_READ_BUFFER: usize = 256 << 10;
+/// The client's address, put into each request's extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// The router serving the distribution API for `registry`.
 pub fn router(registry: Arc<Registry>) -> Router {
@@ -115,7 +117,7 @@ async fn dispatch(State(registry): State<Arc<Registry>>, request: Request) -> Re
 }
 
 /// The JSON error body of the spec.
-fn error_response(method: &Method, e: &Error) -> Response {
+pub(crate) fn error_response(method: &Method, e: &Error) -> Response {
     let status = e.status();
     if status.is_server_error() {
         tracing::error!(error = %e, "request failed");
@@ -134,7 +136,7 @@ fn error_response(method: &Method, e: &Error) -> Response {
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CONTENT_LENGTH, len);
     match e {
-        Error::Unauthorized { challenge } => builder = builder.header(header::WWW_AUTHENTICATE, challenge),
+        Error::Unauthorized { challenge, .. } => builder = builder.header(header::WWW_AUTHENTICATE, challenge),
         Error::RangeNotSatisfiable { size, .. } => builder = builder.header(header::CONTENT_RANGE, format!("bytes */{size}")),
         _ => {}
     }
@@ -169,12 +171,15 @@ async fn handle(registry: &Registry, parts: &http::request::Parts, body: &mut Op
     let path = percent_encoding::percent_decode_str(raw_path)
         .decode_utf8()
         .map_err(|_| Error::UnknownEndpoint { method: parts.method.to_string(), path: raw_path.to_string() })?;
-    let route = parse_route(&parts.method, &path)?;
     let query = Query::parse(parts.uri.query());
+    // A mirrored namespace is named by the path, by `?ns=` or by default (see `mirror`).
+    let path = registry.mirrors().route(&path, query.get("ns"));
+    let route = parse_route(&parts.method, &path)?;
     let method = &parts.method;
     let not_allowed = || Err(Error::MethodNotAllowed { method: method.to_string(), path: path.to_string() });
-    let authorize = |name: &RepoName, actions: &[Action]| {
-        registry.access().authorize(parts, Scope::Repository { name: name.as_str(), actions })
+    let authorize = |name: &RepoName, actions: &[Action]| -> Result<Origin> {
+        let actor = registry.access().authorize(parts, Scope::Repository { name: name.as_str(), actions })?;
+        Ok(origin(parts, actor))
     };
     match route {
         Route::Base => {
@@ -189,7 +194,7 @@ async fn handle(registry: &Registry, parts: &http::request::Parts, body: &mut Op
                 return not_allowed();
             }
             registry.access().authorize(parts, Scope::Catalog)?;
-            let all = registry.repositories().await?;
+            let all = registry.access().pullable(parts, registry.repositories().await?);
             let (page, next) = paginate(all, &query)?;
             let link = next.map(|(n, last)| format!("</v2/_catalog?n={n}&last={}>; rel=\"next\"", encode_query(&last)));
             json_response(json!({ "repositories": page }), link)
@@ -198,12 +203,16 @@ async fn handle(registry: &Registry, parts: &http::request::Parts, body: &mut Op
             let digest = parse_digest(&digest)?;
             match *method {
                 Method::GET | Method::HEAD => {
-                    authorize(&name, &[Action::Pull])?;
-                    get_blob(registry, parts, &name, &digest).await
+                    let origin = authorize(&name, &[Action::Pull])?;
+                    match registry.mirror_for(&name) {
+                        Some(upstream) => get_mirrored_blob(registry, upstream, parts, &name, &digest, &origin).await,
+                        None => get_blob(registry, parts, &name, &digest, &origin).await,
+                    }
                 }
                 Method::DELETE => {
-                    authorize(&name, &[Action::Delete])?;
-                    registry.delete_blob(&name, &digest).await?;
+                    let origin = authorize(&name, &[Action::Delete])?;
+                    writable(registry, &name, "deleting a blob")?;
+                    registry.delete_blob(&name, &digest, &origin).await?;
                     empty(StatusCode::ACCEPTED, vec![(name_header("docker-content-digest"), digest.to_string())])
                 }
                 _ => not_allowed(),
@@ -213,11 +222,13 @@ async fn handle(registry: &Registry, parts: &http::request::Parts, body: &mut Op
             if *method != Method::POST {
                 return not_allowed();
             }
-            authorize(&name, &[Action::Push])?;
-            start_upload(registry, parts, &name, &query, body).await
+            let origin = authorize(&name, &[Action::Push])?;
+            writable(registry, &name, "pushing")?;
+            start_upload(registry, parts, &name, &query, body, &origin).await
         }
         Route::Upload(name, id) => {
-            authorize(&name, &[Action::Push])?;
+            let origin = authorize(&name, &[Action::Push])?;
+            writable(registry, &name, "pushing")?;
             match *method {
                 Method::GET => {
                     let offset = registry.upload_offset(&name, &id).await?;
@@ -231,7 +242,7 @@ async fn handle(registry: &Registry, parts: &http::request::Parts, body: &mut Op
                 Method::PUT => {
                     let digest = required_digest(&query)?;
                     let range = content_range(&parts.headers, &id)?;
-                    registry.complete_upload(&name, &id, range, take(body), &digest).await?;
+                    registry.complete_upload(&name, &id, range, take(body), &digest, &origin).await?;
                     blob_created(&name, &digest)
                 }
                 Method::DELETE => {
@@ -245,14 +256,17 @@ async fn handle(registry: &Registry, parts: &http::request::Parts, body: &mut Op
             let reference = Reference::parse(&reference)?;
             match *method {
                 Method::GET | Method::HEAD => {
-                    authorize(&name, &[Action::Pull])?;
-                    let m = registry.manifest(&name, &reference).await?;
+                    let origin = authorize(&name, &[Action::Pull])?;
+                    let m = match registry.mirror_for(&name) {
+                        Some(upstream) => registry.mirrored_manifest(upstream, &name, &reference).await?,
+                        None => registry.manifest(&name, &reference).await?,
+                    };
                     if *method == Method::GET {
                         let tag = match &reference {
                             Reference::Tag(t) => Some(t.clone()),
                             Reference::Digest(_) => None,
                         };
-                        registry.emit(Action::Pull, &name, &m.digest, &m.media_type, m.body.len() as u64, tag);
+                        registry.emit(&origin, Action::Pull, Object::Manifest, &name, &m.digest, &m.media_type, m.body.len() as u64, tag);
                     }
                     respond(
                         StatusCode::OK,
@@ -266,12 +280,14 @@ async fn handle(registry: &Registry, parts: &http::request::Parts, body: &mut Op
                     )
                 }
                 Method::PUT => {
-                    authorize(&name, &[Action::Push])?;
-                    put_manifest(registry, parts, &name, &reference, &query, take(body)).await
+                    let origin = authorize(&name, &[Action::Push])?;
+                    writable(registry, &name, "pushing")?;
+                    put_manifest(registry, parts, &name, &reference, &query, take(body), &origin).await
                 }
                 Method::DELETE => {
-                    authorize(&name, &[Action::Delete])?;
-                    registry.delete_manifest(&name, &reference).await?;
+                    let origin = authorize(&name, &[Action::Delete])?;
+                    writable(registry, &name, "deleting a manifest")?;
+                    registry.delete_manifest(&name, &reference, &origin).await?;
                     empty(StatusCode::ACCEPTED, vec![])
                 }
                 _ => not_allowed(),
@@ -282,7 +298,18 @@ async fn handle(registry: &Registry, parts: &http::request::Parts, body: &mut Op
                 return not_allowed();
             }
             authorize(&name, &[Action::Pull])?;
-            let all = registry.tags(&name).await?;
+            let all = match registry.mirror_for(&name) {
+                // The upstream's list, or what is stored when it cannot be asked.
+                Some(upstream) => match upstream.tags(&name).await {
+                    Ok(tags) => tags,
+                    Err(e) if e.kind() == crate::error::ErrorKind::Unavailable => {
+                        tracing::warn!(repository = %name, error = %e, "upstream unreachable, listing the cached tags");
+                        registry.tags(&name).await?
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => registry.tags(&name).await?,
+            };
             let (page, next) = paginate(all, &query)?;
             let link = next.map(|(n, last)| format!("</v2/{name}/tags/list?n={n}&last={}>; rel=\"next\"", encode_query(&last)));
             json_response(json!({ "name": name.as_str(), "tags": page }), link)
@@ -302,6 +329,28 @@ async fn handle(registry: &Registry, parts: &http::request::Parts, body: &mut Op
             }
             respond(StatusCode::OK, headers, Body::from(body))
         }
+    }
+}
+
+/// Refuses writes to a mirrored namespace that is not also local.
+fn writable(registry: &Registry, name: &RepoName, operation: &'static str) -> Result<()> {
+    match registry.mirror_for(name) {
+        Some(upstream) => upstream.check_writable(name, operation),
+        None => Ok(()),
+    }
+}
+
+/// The facts about a request that events report, with the user access control found.
+fn origin(parts: &http::request::Parts, actor: Option<String>) -> Origin {
+    let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    Origin {
+        actor,
+        request: RequestFacts {
+            addr: parts.extensions.get::<PeerAddr>().map(|p| p.0.to_string()).unwrap_or_default(),
+            host: header(header::HOST),
+            method: parts.method.to_string(),
+            user_agent: header(header::USER_AGENT),
+        },
     }
 }
 
@@ -397,19 +446,24 @@ fn blob_created(name: &RepoName, digest: &Digest) -> Result<Response> {
     )
 }
 
-async fn start_upload(registry: &Registry, parts: &http::request::Parts, name: &RepoName, query: &Query, body: &mut Option<Body>) -> Result<Response> {
+async fn start_upload(registry: &Registry, parts: &http::request::Parts, name: &RepoName, query: &Query, body: &mut Option<Body>, origin: &Origin) -> Result<Response> {
     if let Some(mount) = query.get("mount") {
         let digest = parse_digest(mount)?;
         let from = match query.get("from").filter(|f| !f.is_empty()) {
-            Some(f) => {
-                let from = RepoName::parse(f)?;
-                registry.access().authorize(parts, Scope::Repository { name: from.as_str(), actions: &[Action::Pull] })?;
-                Some(from)
+            // A source the caller may not pull is treated like one without the blob.
+            Some(f) => Some(RepoName::parse(f)?).filter(|from| {
+                registry.access().authorize(parts, Scope::Repository { name: from.as_str(), actions: &[Action::Pull] }).is_ok()
+            }),
+            // By digest alone: from any repository the caller may pull that has the blob.
+            None => {
+                let holders = registry.access().pullable(parts, registry.repositories_with_blob(&digest).await?);
+                holders.first().and_then(|h| RepoName::parse(h).ok())
             }
-            None => None,
         };
-        if registry.mount_blob(name, &digest, from.as_ref()).await? {
-            return blob_created(name, &digest);
+        if let Some(from) = from {
+            if registry.mount_blob(name, &digest, &from, origin).await? {
+                return blob_created(name, &digest);
+            }
         }
         // Not mountable: an ordinary upload session, as the spec asks.
         let id = registry.start_upload(name, digest.algorithm()).await?;
@@ -417,7 +471,7 @@ async fn start_upload(registry: &Registry, parts: &http::request::Parts, name: &
     }
     if let Some(digest) = query.get("digest") {
         let digest = parse_digest(digest)?;
-        registry.upload_whole(name, take(body), &digest).await?;
+        registry.upload_whole(name, take(body), &digest, origin).await?;
         return blob_created(name, &digest);
     }
     let algorithm = query.get("digest-algorithm").unwrap_or("sha256");
@@ -425,10 +479,11 @@ async fn start_upload(registry: &Registry, parts: &http::request::Parts, name: &
     upload_response(StatusCode::ACCEPTED, name, &id, 0)
 }
 
-/// Parses `Range: bytes=a-b | a- | -n`; `None` for absent or unusable headers (served
-/// whole, as HTTP allows), an error when no byte of the blob is in range.
-fn blob_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>> {
-    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+/// Parses `Range: bytes=a-b | a- | -n` into the first and last byte; `None` for absent or
+/// unusable headers (served whole, as HTTP allows), an error when no byte of the blob is
+/// in range.
+fn blob_range(range: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u64)>> {
+    let Some(value) = range.and_then(|v| v.to_str().ok()) else { return Ok(None) };
     let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
     if spec.contains(',') {
         return Ok(None);
@@ -453,7 +508,7 @@ fn blob_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>> {
     Ok(Some((start, end)))
 }
 
-async fn get_blob(registry: &Registry, parts: &http::request::Parts, name: &RepoName, digest: &Digest) -> Result<Response> {
+async fn get_blob(registry: &Registry, parts: &http::request::Parts, name: &RepoName, digest: &Digest, origin: &Origin) -> Result<Response> {
     let mut headers = vec![
         (header::CONTENT_TYPE, "application/octet-stream".to_string()),
         (name_header("docker-content-digest"), digest.to_string()),
@@ -466,25 +521,65 @@ async fn get_blob(registry: &Registry, parts: &http::request::Parts, name: &Repo
         headers.push((header::CONTENT_LENGTH, size.to_string()));
         return respond(StatusCode::OK, headers, Body::empty());
     }
-    let (mut file, size) = registry.open_blob(name, digest).await?;
-    registry.emit(Action::Pull, name, digest, "application/octet-stream", size, None);
-    match blob_range(&parts.headers, size)? {
+    // Opened, range checked and the first window mapped in one trip to the blocking pool.
+    let range = parts.headers.get(header::RANGE).cloned();
+    let path = registry.storage().blob_path(digest);
+    let (size, span, windows) = registry
+        .open_blob(name, digest, move |file, size| {
+            let span = blob_range(range.as_ref(), size)?;
+            let (start, end) = span.map_or((0, size), |(start, last)| (start, last + 1));
+            let windows = BlobWindows::open(file, start, end).map_err(Error::io("mmap", path))?;
+            Ok((size, span, windows))
+        })
+        .await?;
+    registry.emit(origin, Action::Pull, Object::Blob, name, digest, "application/octet-stream", size, None);
+    match span {
         None => {
             headers.push((header::CONTENT_LENGTH, size.to_string()));
-            let stream = ReaderStream::with_capacity(file, BLOB_READ_BUFFER);
-            respond(StatusCode::OK, headers, Body::from_stream(stream))
+            respond(StatusCode::OK, headers, windows.into_body())
         }
         Some((start, end)) => {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(Error::io("seek", registry.storage().blob_path(digest)))?;
-            let len = end - start + 1;
-            headers.push((header::CONTENT_LENGTH, len.to_string()));
+            headers.push((header::CONTENT_LENGTH, (end - start + 1).to_string()));
             headers.push((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
-            let stream = ReaderStream::with_capacity(file.take(len), BLOB_READ_BUFFER);
-            respond(StatusCode::PARTIAL_CONTENT, headers, Body::from_stream(stream))
+            respond(StatusCode::PARTIAL_CONTENT, headers, windows.into_body())
         }
     }
+}
+
+/// A blob of a mirrored repository: served from storage once there, else streamed while
+/// it arrives from the upstream (whole: Range applies to stored blobs).
+async fn get_mirrored_blob(registry: &Registry, upstream: &Arc<Upstream>, parts: &http::request::Parts, name: &RepoName, digest: &Digest, origin: &Origin) -> Result<Response> {
+    if parts.method == Method::HEAD {
+        if registry.blob_size(name, digest).await.is_ok() {
+            return get_blob(registry, parts, name, digest, origin).await;
+        }
+        let size = upstream
+            .blob_size(name, digest)
+            .await?
+            .ok_or_else(|| Error::BlobUnknown { repository: name.to_string(), digest: digest.to_string() })?;
+        return respond(StatusCode::OK, blob_headers(digest, Some(size)), Body::empty());
+    }
+    match registry.mirrored_blob(upstream, name, digest).await? {
+        BlobSource::Stored => get_blob(registry, parts, name, digest, origin).await,
+        BlobSource::Streaming { size, body } => {
+            registry.emit(origin, Action::Pull, Object::Blob, name, digest, "application/octet-stream", size.unwrap_or(0), None);
+            respond(StatusCode::OK, blob_headers(digest, size), body)
+        }
+    }
+}
+
+fn blob_headers(digest: &Digest, size: Option<u64>) -> Vec<(header::HeaderName, String)> {
+    let mut headers = vec![
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (name_header("docker-content-digest"), digest.to_string()),
+        (header::ETAG, format!("\"{digest}\"")),
+        (header::ACCEPT_RANGES, "bytes".into()),
+        (header::CACHE_CONTROL, "max-age=31536000".into()),
+    ];
+    if let Some(size) = size {
+        headers.push((header::CONTENT_LENGTH, size.to_string()));
+    }
+    headers
 }
 
 /// Reads a manifest body, refusing more than the size limit without buffering it.
@@ -509,11 +604,11 @@ async fn read_manifest_body(headers: &HeaderMap, mut body: Body) -> Result<Bytes
     Ok(buf.freeze())
 }
 
-async fn put_manifest(registry: &Registry, parts: &http::request::Parts, name: &RepoName, reference: &Reference, query: &Query, body: Body) -> Result<Response> {
+async fn put_manifest(registry: &Registry, parts: &http::request::Parts, name: &RepoName, reference: &Reference, query: &Query, body: Body, origin: &Origin) -> Result<Response> {
     let body = read_manifest_body(&parts.headers, body).await?;
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let extra_tags = query.all("tag");
-    let pushed = registry.put_manifest(name, reference, content_type, body, &extra_tags).await?;
+    let pushed = registry.put_manifest(name, reference, content_type, body, &extra_tags, origin).await?;
     let mut headers = vec![
         (header::LOCATION, format!("/v2/{name}/manifests/{}", pushed.digest)),
         (name_header("docker-content-digest"), pushed.digest.to_string()),
@@ -556,19 +651,15 @@ mod tests {
 
     #[test]
     fn ranges() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(header::RANGE, HeaderValue::from_str(v).unwrap());
-            m
-        };
-        assert_eq!(blob_range(&h("bytes=0-9"), 100).unwrap(), Some((0, 9)));
-        assert_eq!(blob_range(&h("bytes=90-"), 100).unwrap(), Some((90, 99)));
-        assert_eq!(blob_range(&h("bytes=-10"), 100).unwrap(), Some((90, 99)));
-        assert_eq!(blob_range(&h("bytes=50-1000"), 100).unwrap(), Some((50, 99)));
-        assert_eq!(blob_range(&h("bytes=0-1,5-6"), 100).unwrap(), None);
-        assert_eq!(blob_range(&h("items=0-1"), 100).unwrap(), None);
-        assert!(blob_range(&h("bytes=100-"), 100).is_err());
-        assert!(blob_range(&h("bytes=-0"), 100).is_err());
+        let h = |v: &str| HeaderValue::from_str(v).unwrap();
+        assert_eq!(blob_range(Some(&h("bytes=0-9")), 100).unwrap(), Some((0, 9)));
+        assert_eq!(blob_range(Some(&h("bytes=90-")), 100).unwrap(), Some((90, 99)));
+        assert_eq!(blob_range(Some(&h("bytes=-10")), 100).unwrap(), Some((90, 99)));
+        assert_eq!(blob_range(Some(&h("bytes=50-1000")), 100).unwrap(), Some((50, 99)));
+        assert_eq!(blob_range(Some(&h("bytes=0-1,5-6")), 100).unwrap(), None);
+        assert_eq!(blob_range(Some(&h("items=0-1")), 100).unwrap(), None);
+        assert!(blob_range(Some(&h("bytes=100-")), 100).is_err());
+        assert!(blob_range(Some(&h("bytes=-0")), 100).is_err());
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! `berth-registry`: the registry server's command line.
+//! `berth-registry`: the registry server's command line (`serve`, and `gc` for one
+//! garbage collection sweep).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use berth_registry::config::{parse_duration, Tls};
+use berth_registry::config::{parse_duration, parse_duration_or_zero, Tls};
 use berth_registry::{Config, Server};
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,25 @@ struct Cli {
 enum Command {
     /// Serve the registry API.
     Serve(ServeArgs),
+    /// Delete unreferenced blobs and untagged manifests now (one sweep), on a stopped
+    /// registry or through the admin socket of the running one.
+    Gc(GcArgs),
+}
+
+#[derive(clap::Args)]
+struct GcArgs {
+    /// Configuration file (TOML): its root, mirrors and [gc] grace.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Storage root directory (default: the config's, else ./registry-data).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Print what would be deleted, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep content unreferenced for less than this (e.g. 0s, 30m; default: [gc] grace, 1h).
+    #[arg(long)]
+    grace: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -76,17 +96,61 @@ async fn shutdown_signal() {
     }
 }
 
+/// One sweep: by the running registry when one answers on the root's admin socket, else
+/// here (the storage lock keeps a registry from starting meanwhile).
+async fn gc(args: GcArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(root) = args.root {
+        config.root = root;
+    }
+    let grace = match &args.grace {
+        Some(g) => parse_duration_or_zero(g)?,
+        None => config.gc.grace,
+    };
+    let root = config.root.clone();
+    anyhow::ensure!(root.is_dir(), "storage root {} does not exist", root.display());
+    let report = match berth_registry::admin::request_gc(&root, grace, args.dry_run).await? {
+        Some(report) => {
+            tracing::info!(root = %root.display(), "swept by the running registry");
+            report
+        }
+        None => {
+            let options = berth_registry::gc::SweepOptions {
+                grace,
+                dry_run: args.dry_run,
+                keep_prefixes: config.mirrors.iter().map(|m| m.prefix()).collect(),
+            };
+            tokio::task::spawn_blocking(move || {
+                let storage = berth_registry::storage::Storage::open(&root)?;
+                berth_registry::gc::sweep(&storage, &options)
+            })
+            .await
+            .context("garbage collection task")??
+        }
+    };
+    for line in report.lines() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{},hyper=warn,rustls=warn", cli.log_level))
         .with_context(|| format!("invalid log level {:?}", cli.log_level))?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let Command::Serve(args) = cli.command;
-    let config = config(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Gc(args) => return runtime.block_on(gc(args)),
+    };
+    let config = config(args)?;
     runtime.block_on(async {
         let server = Server::bind(&config).await?;
         let addr = server.local_addr()?;

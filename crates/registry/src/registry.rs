@@ -1,5 +1,6 @@
 //! The registry's operations over storage, upload sessions and the manifest cache,
-//! independent of HTTP.
+//! independent of HTTP; mirrored repositories go through their upstream, and garbage
+//! collection sweeps run from here.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,9 +12,13 @@ use berth_store::Digest;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::hooks::{Access, Action, AllowAll, Event, Events, LogEvents};
+use crate::config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::gc::{self, SweepOptions};
+use crate::hooks::{Access, Action, AllowAll, Event, Events, LogEvents, Object, Origin};
 use crate::manifest::{self, MAX_MANIFEST_SIZE};
+use crate::metrics::{CacheKind, Metrics};
+use crate::mirror::{Fetched, Mirrors, Upstream};
 use crate::names::{is_valid_tag, Reference, RepoName};
 use crate::storage::Storage;
 use crate::uploads::{hasher_for, Uploads};
@@ -102,6 +107,8 @@ pub struct Registry {
     cache: ManifestCache,
     access: Arc<dyn Access>,
     events: Arc<dyn Events>,
+    metrics: Arc<Metrics>,
+    mirrors: Mirrors,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -120,7 +127,80 @@ impl Registry {
             cache: ManifestCache { inner: Mutex::new(CacheInner::default()) },
             access: Arc::new(AllowAll),
             events: Arc::new(LogEvents),
+            metrics: Arc::new(Metrics::default()),
+            mirrors: Mirrors::default(),
         })
+    }
+
+    /// Serves the namespaces of `mirrors` from their upstreams.
+    pub fn with_mirrors(mut self, mirrors: &[config::Mirror]) -> Result<Registry> {
+        self.mirrors = Mirrors::new(mirrors, self.metrics.clone())?;
+        Ok(self)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The counters, for parts that outlive a borrow (webhook delivery tasks).
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    pub fn mirrors(&self) -> &Mirrors {
+        &self.mirrors
+    }
+
+    /// The mirror holding repository `name`, if it is mirrored.
+    pub fn mirror_for(&self, name: &RepoName) -> Option<&Arc<Upstream>> {
+        self.mirrors.for_repository(name)
+    }
+
+    /// A manifest of a mirrored repository: from storage when fresh (or when the upstream
+    /// cannot be reached), else from the upstream.
+    pub async fn mirrored_manifest(&self, upstream: &Upstream, name: &RepoName, reference: &Reference) -> Result<Arc<CachedManifest>> {
+        if let Reference::Digest(_) = reference {
+            match self.manifest(name, reference).await {
+                Ok(m) => {
+                    self.metrics.cache_hit(CacheKind::Manifest);
+                    return Ok(m);
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match upstream.manifest(&self.storage, name, reference).await? {
+            Fetched::Unchanged => self.manifest(name, reference).await,
+            Fetched::Stored(m) => {
+                self.cache.invalidate(name);
+                Ok(m)
+            }
+        }
+    }
+
+    /// A blob of a mirrored repository: stored, or streamed while it is fetched.
+    pub async fn mirrored_blob(&self, upstream: &Arc<Upstream>, name: &RepoName, digest: &Digest) -> Result<crate::mirror::BlobSource> {
+        upstream.blob(&self.storage, name, digest).await
+    }
+
+    /// Runs one garbage collection sweep (see [`gc`]); safe while requests are served.
+    pub async fn collect_garbage(&self, grace: Duration, dry_run: bool) -> Result<gc::Report> {
+        let options = SweepOptions { grace, dry_run, keep_prefixes: self.mirrors.prefixes() };
+        let storage = self.storage.clone();
+        let report = blocking(move || gc::sweep(&storage, &options)).await?;
+        if !dry_run {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.metrics.gc_runs.fetch_add(1, Relaxed);
+            self.metrics.gc_manifests_deleted.fetch_add(report.manifests.len() as u64, Relaxed);
+            self.metrics.gc_blobs_deleted.fetch_add(report.blobs.len() as u64, Relaxed);
+            self.metrics.gc_bytes_freed.fetch_add(report.bytes, Relaxed);
+            for m in &report.manifests {
+                if let Ok(name) = RepoName::parse(&m.repository) {
+                    self.cache.invalidate(&name);
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Replaces the access control (default: allow everything).
@@ -144,15 +224,19 @@ impl Registry {
     }
 
     /// Reports an event to the event sink.
-    pub fn emit(&self, action: Action, name: &RepoName, digest: &Digest, media_type: &str, size: u64, tag: Option<String>) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn emit(&self, origin: &Origin, action: Action, object: Object, name: &RepoName, digest: &Digest, media_type: &str, size: u64, tag: Option<String>) {
         self.events.emit(Event {
             action,
+            object,
             repository: name.to_string(),
             digest: digest.to_string(),
             media_type: media_type.to_string(),
             size,
             tag,
             time: SystemTime::now(),
+            actor: origin.actor.clone(),
+            request: origin.request.clone(),
         });
     }
 
@@ -162,30 +246,36 @@ impl Registry {
         blocking(move || s.blob_size(&n, &d)).await
     }
 
-    /// Opens a blob visible in the repository for reading.
-    pub async fn open_blob(&self, name: &RepoName, digest: &Digest) -> Result<(tokio::fs::File, u64)> {
+    /// Opens a blob visible in the repository and hands the file and its size to `then`,
+    /// on the same blocking thread (which can read or map it without a second hop).
+    pub async fn open_blob<T: Send + 'static>(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+        then: impl FnOnce(std::fs::File, u64) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let (s, n, d) = (self.storage.clone(), name.clone(), digest.clone());
-        let (file, size) = blocking(move || s.open_blob(&n, &d)).await?;
-        Ok((tokio::fs::File::from_std(file), size))
+        blocking(move || {
+            let (file, size) = s.open_blob(&n, &d)?;
+            then(file, size)
+        })
+        .await
     }
 
     /// Removes a blob from the repository (its content stays for other repositories).
-    pub async fn delete_blob(&self, name: &RepoName, digest: &Digest) -> Result<()> {
+    pub async fn delete_blob(&self, name: &RepoName, digest: &Digest, origin: &Origin) -> Result<()> {
         let (s, n, d) = (self.storage.clone(), name.clone(), digest.clone());
         blocking(move || s.unlink_blob(&n, &d)).await?;
-        self.emit(Action::Delete, name, digest, "application/octet-stream", 0, None);
+        self.emit(origin, Action::Delete, Object::Blob, name, digest, "application/octet-stream", 0, None);
         Ok(())
     }
 
-    /// Makes a blob visible in `name` without an upload: from `from` when that repository
-    /// has it, or (without `from`) whenever the registry stores it. Returns whether it did.
-    pub async fn mount_blob(&self, name: &RepoName, digest: &Digest, from: Option<&RepoName>) -> Result<bool> {
-        let (s, n, d, f) = (self.storage.clone(), name.clone(), digest.clone(), from.cloned());
+    /// Makes a blob visible in `name` without an upload, when repository `from` has it.
+    /// Returns whether it did.
+    pub async fn mount_blob(&self, name: &RepoName, digest: &Digest, from: &RepoName, origin: &Origin) -> Result<bool> {
+        let (s, n, d, f) = (self.storage.clone(), name.clone(), digest.clone(), from.clone());
         let mounted = blocking(move || {
-            let available = match &f {
-                Some(from) => s.has_blob_link(from, &d) && s.blob_exists(&d),
-                None => s.blob_exists(&d),
-            };
+            let available = s.has_blob_link(&f, &d) && s.blob_exists(&d);
             if available {
                 s.link_blob(&n, &d)?;
             }
@@ -193,9 +283,23 @@ impl Registry {
         })
         .await?;
         if mounted {
-            self.emit(Action::Push, name, digest, "application/octet-stream", 0, None);
+            self.emit(origin, Action::Push, Object::Blob, name, digest, "application/octet-stream", 0, None);
         }
         Ok(mounted)
+    }
+
+    /// The repositories in which a blob is visible, in lexical order.
+    pub async fn repositories_with_blob(&self, digest: &Digest) -> Result<Vec<String>> {
+        let (s, d) = (self.storage.clone(), digest.clone());
+        blocking(move || {
+            if !s.blob_exists(&d) {
+                return Ok(Vec::new());
+            }
+            let mut holders = s.repositories()?;
+            holders.retain(|n| RepoName::parse(n).is_ok_and(|n| s.has_blob_link(&n, &d)));
+            Ok(holders)
+        })
+        .await
     }
 
     /// Starts an upload session hashing with `algorithm` (sha256 or sha512).
@@ -214,16 +318,16 @@ impl Registry {
     }
 
     /// Finishes an upload as the blob `digest`.
-    pub async fn complete_upload(&self, name: &RepoName, id: &str, range: Option<(u64, u64)>, body: Body, digest: &Digest) -> Result<()> {
+    pub async fn complete_upload(&self, name: &RepoName, id: &str, range: Option<(u64, u64)>, body: Body, digest: &Digest, origin: &Origin) -> Result<()> {
         let size = self.uploads.complete(name, id, range, body, digest).await?;
-        self.emit(Action::Push, name, digest, "application/octet-stream", size, None);
+        self.emit(origin, Action::Push, Object::Blob, name, digest, "application/octet-stream", size, None);
         Ok(())
     }
 
     /// Pushes a blob in one request (`POST ...?digest=`); nothing stays behind on failure.
-    pub async fn upload_whole(&self, name: &RepoName, body: Body, digest: &Digest) -> Result<()> {
+    pub async fn upload_whole(&self, name: &RepoName, body: Body, digest: &Digest, origin: &Origin) -> Result<()> {
         let id = self.uploads.create(name, digest.algorithm()).await?;
-        let result = self.complete_upload(name, &id, None, body, digest).await;
+        let result = self.complete_upload(name, &id, None, body, digest, origin).await;
         if result.is_err() {
             let _ = self.uploads.cancel(name, &id).await;
         }
@@ -260,7 +364,7 @@ impl Registry {
 
     /// Pushes a manifest under `reference` (a tag, or the digest the body must have) and
     /// also tags it with `extra_tags`.
-    pub async fn put_manifest(&self, name: &RepoName, reference: &Reference, content_type: Option<&str>, body: Bytes, extra_tags: &[String]) -> Result<PushedManifest> {
+    pub async fn put_manifest(&self, name: &RepoName, reference: &Reference, content_type: Option<&str>, body: Bytes, extra_tags: &[String], origin: &Origin) -> Result<PushedManifest> {
         if body.len() as u64 > MAX_MANIFEST_SIZE {
             return Err(Error::ManifestTooLarge { limit: MAX_MANIFEST_SIZE });
         }
@@ -286,22 +390,30 @@ impl Registry {
         if let Reference::Tag(t) = reference {
             tags.insert(0, t.clone());
         }
+        let mirrored = self.mirrors.for_repository(name).is_some();
         let (s, n, d, p, b, t) = (self.storage.clone(), name.clone(), digest.clone(), parsed.clone(), body.clone(), tags.clone());
-        let stored = blocking(move || s.put_manifest(&n, &d, &p, &b, &t)).await;
+        let stored = blocking(move || {
+            if mirrored {
+                // Tags pushed here stop following the upstream.
+                s.unmark_mirrored_tags(&n, &t)?;
+            }
+            s.put_manifest(&n, &d, &p, &b, &t)
+        })
+        .await;
         self.cache.invalidate(name);
         stored?;
         let size = body.len() as u64;
         if tags.is_empty() {
-            self.emit(Action::Push, name, &digest, &parsed.media_type, size, None);
+            self.emit(origin, Action::Push, Object::Manifest, name, &digest, &parsed.media_type, size, None);
         }
         for tag in tags {
-            self.emit(Action::Push, name, &digest, &parsed.media_type, size, Some(tag));
+            self.emit(origin, Action::Push, Object::Manifest, name, &digest, &parsed.media_type, size, Some(tag));
         }
         Ok(PushedManifest { digest, subject: parsed.subject, media_type: parsed.media_type })
     }
 
     /// Deletes a tag, or a manifest (with its tags) by digest.
-    pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference) -> Result<()> {
+    pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference, origin: &Origin) -> Result<()> {
         let (s, n, r) = (self.storage.clone(), name.clone(), reference.clone());
         let digest = blocking(move || match &r {
             Reference::Tag(t) => {
@@ -318,7 +430,7 @@ impl Registry {
                 Reference::Tag(t) => Some(t.clone()),
                 Reference::Digest(_) => None,
             };
-            self.emit(Action::Delete, name, &digest, "", 0, tag);
+            self.emit(origin, Action::Delete, Object::Manifest, name, &digest, "", 0, tag);
         }
         Ok(())
     }

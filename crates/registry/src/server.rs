@@ -1,5 +1,5 @@
 //! The listener: plain HTTP or TLS, one task per connection, and the background task that
-//! expires idle upload sessions.
+//! expires idle upload sessions. Access control and webhooks are wired in from the config.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,13 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
+use axum::Router;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
+use crate::auth::Auth;
 use crate::config::{Config, Tls};
 use crate::error::{Error, Result};
+use crate::http::PeerAddr;
 use crate::registry::Registry;
+use crate::webhook::Webhooks;
 
 /// How long a client may take to send request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,7 +28,10 @@ pub struct Server {
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
     registry: Arc<Registry>,
+    router: Router,
     upload_expiry: Duration,
+    gc: crate::config::Gc,
+    admin: Option<tokio::net::UnixListener>,
 }
 
 fn tls_acceptor(tls: &Tls) -> Result<TlsAcceptor> {
@@ -51,17 +59,51 @@ fn tls_acceptor(tls: &Tls) -> Result<TlsAcceptor> {
 }
 
 impl Server {
-    /// Opens the storage and binds the listening socket.
+    /// Opens the storage, binds the listening socket, and sets up access control (reading
+    /// the htpasswd file and the token key) and webhooks.
     pub async fn bind(config: &Config) -> Result<Server> {
         let acceptor = config.tls.as_ref().map(tls_acceptor).transpose()?;
         let (root, expiry) = (config.root.clone(), config.upload_expiry);
-        let registry = tokio::task::spawn_blocking(move || Registry::open(&root, expiry))
+        let mut registry = tokio::task::spawn_blocking(move || Registry::open(&root, expiry))
             .await
             .map_err(|e| Error::Internal(format!("opening storage: {e}")))??;
+        registry = registry.with_mirrors(&config.mirrors)?;
         let listener = TcpListener::bind(&config.addr)
             .await
             .map_err(|e| Error::Config(format!("listening on {}: {e}", config.addr)))?;
-        Ok(Server { listener, acceptor, registry: Arc::new(registry), upload_expiry: config.upload_expiry })
+        let addr = listener.local_addr().map_err(|e| Error::Internal(format!("listener address: {e}")))?.to_string();
+        let mut token_routes = None;
+        if let Some(auth_config) = &config.auth {
+            let (auth_config, root, tls, addr) = (auth_config.clone(), config.root.clone(), acceptor.is_some(), addr.clone());
+            let auth = tokio::task::spawn_blocking(move || Auth::new(&auth_config, &root, tls, addr))
+                .await
+                .map_err(|e| Error::Internal(format!("setting up access control: {e}")))??;
+            let auth = Arc::new(auth);
+            if auth.tokens().is_some() {
+                token_routes = Some(auth.clone().router());
+            }
+            registry = registry.with_access(auth);
+        }
+        if !config.webhooks.is_empty() {
+            let webhooks = Webhooks::start(&config.webhooks, &addr, registry.metrics_handle())?;
+            registry = registry.with_events(Arc::new(webhooks));
+        }
+        let registry = Arc::new(registry);
+        let mut router = crate::search::router(registry.clone()).merge(crate::ui::router(registry.clone())).merge(crate::http::router(registry.clone()));
+        if let Some(tokens) = token_routes {
+            router = tokens.merge(router);
+        }
+        router = crate::metrics::router(registry.clone(), &config.metrics)
+            .merge(router)
+            .layer(axum::middleware::from_fn_with_state(registry.metrics_handle(), crate::metrics::track));
+        let admin = match crate::admin::bind(&config.root) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "no admin socket: `berth-registry gc` cannot reach this registry");
+                None
+            }
+        };
+        Ok(Server { listener, acceptor, registry, router, upload_expiry: config.upload_expiry, gc: config.gc.clone(), admin })
     }
 
     /// The bound address (useful with port 0).
@@ -81,7 +123,9 @@ impl Server {
     /// wait for requests in flight: an interrupted upload resumes after a restart.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let expiry = tokio::spawn(expire_uploads(self.registry.clone(), self.upload_expiry));
-        let router = crate::http::router(self.registry.clone());
+        let sweeps = self.gc.enabled.then(|| tokio::spawn(collect_garbage(self.registry.clone(), self.gc.interval, self.gc.grace)));
+        let admin = self.admin.map(|l| tokio::spawn(crate::admin::serve(l, self.registry.clone(), self.gc.grace)));
+        let router = self.router;
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -97,7 +141,10 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(router.clone());
+            let service = TowerToHyperService::new(router.clone().map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                request
+            }));
             let acceptor = self.acceptor.clone();
             tokio::spawn(async move {
                 let mut http = hyper::server::conn::http1::Builder::new();
@@ -118,7 +165,26 @@ impl Server {
             });
         }
         expiry.abort();
+        sweeps.inspect(|t| t.abort());
+        if let Some(admin) = admin {
+            admin.abort();
+            let _ = std::fs::remove_file(crate::admin::socket_path(self.registry.storage().root()));
+        }
         Ok(())
+    }
+}
+
+/// Sweeps unreferenced content every `interval` (the first sweep one interval after start).
+async fn collect_garbage(registry: Arc<Registry>, interval: Duration, grace: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match registry.collect_garbage(grace, false).await {
+            Ok(r) if r.manifests.is_empty() && r.blobs.is_empty() => tracing::debug!("garbage collection: nothing to delete"),
+            Ok(r) => tracing::info!(manifests = r.manifests.len(), blobs = r.blobs.len(), bytes = r.bytes, "garbage collection"),
+            Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! repositories/<name>/_manifests/<alg>/<hex>         manifest in the repository (holds its media type)
 //! repositories/<name>/_tags/<tag>                    tag -> manifest digest
 //! repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>   subject -> referring manifest (empty file)
+//! repositories/<name>/_mirrored/<tag>               the tag was fetched from a mirror's upstream
 //! uploads/<id>/                                      upload sessions (see `uploads`)
 //! tmp/                                               temporary files, renamed into place
 //! lock                                               held (flock) by the one process serving the root
@@ -14,16 +15,22 @@
 //! Names and digests are validated before they reach a path, and repository path components
 //! never begin with `_`, so the link directories cannot collide with nested repositories.
 //! All functions here block; callers run them on the blocking pool.
+//!
+//! Writes that change references keep the garbage collector's counts ([`Refs`]) in step
+//! and follow its lock protocol (see `gc`).
 
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use berth_store::Digest;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::gc::Refs;
 use crate::manifest::{self, Manifest, Target};
 use crate::names::{is_valid_tag, parse_digest, Reference, RepoName};
 
@@ -31,6 +38,7 @@ const LAYERS: &str = "_layers";
 const MANIFESTS: &str = "_manifests";
 const TAGS: &str = "_tags";
 const REFERRERS: &str = "_referrers";
+const MIRRORED: &str = "_mirrored";
 
 /// A manifest as stored: its digest, the media type it was pushed with, and its bytes.
 #[derive(Debug, Clone)]
@@ -49,6 +57,17 @@ pub struct Storage {
     tmp: PathBuf,
     /// Keeps a second registry process off this root while this one lives.
     _lock: File,
+    refs: Refs,
+    blob_count: AtomicU64,
+    blob_bytes: AtomicU64,
+}
+
+/// Sets a file's modification time to now: the garbage collector's grace period counts
+/// from it. A file that is gone is left alone (the caller checks existence under the lock).
+fn touch(path: &Path) {
+    if let Ok(f) = File::open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
 }
 
 impl Storage {
@@ -73,6 +92,9 @@ impl Storage {
             uploads: root.join("uploads"),
             tmp: root.join("tmp"),
             _lock: lock,
+            refs: Refs::default(),
+            blob_count: AtomicU64::new(0),
+            blob_bytes: AtomicU64::new(0),
         };
         for dir in [
             storage.blobs.join("sha256"),
@@ -90,7 +112,146 @@ impl Storage {
             let path = entry.path();
             let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
         }
+        storage.count_references()?;
         Ok(storage)
+    }
+
+    /// Rebuilds the reference counts from the manifests and tags on disk, and counts the
+    /// stored blobs.
+    fn count_references(&self) -> Result<()> {
+        let mut count = 0;
+        let mut bytes = 0;
+        self.scan_blobs(|digest| {
+            if let Some((size, _)) = self.blob_meta(&digest) {
+                count += 1;
+                bytes += size;
+            }
+        })?;
+        self.blob_count.store(count, Ordering::Relaxed);
+        self.blob_bytes.store(bytes, Ordering::Relaxed);
+        for repo in self.repositories()? {
+            let Ok(name) = RepoName::parse(&repo) else { continue };
+            for alg in ["sha256", "sha512"] {
+                let dir = self.repo_dir(&name).join(MANIFESTS).join(alg);
+                let entries = match fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("read directory", dir)(e)),
+                };
+                for entry in entries.flatten() {
+                    let Some(hex) = entry.file_name().to_str().map(str::to_string) else { continue };
+                    let Ok(digest) = parse_digest(&format!("{alg}:{hex}")) else { continue };
+                    match self.stored_manifest(&name, &digest) {
+                        Ok(Some(m)) => self.refs.add_manifest(&name, &digest, &m),
+                        Ok(None) => {}
+                        Err(e) => {
+                            // What it references is unknown: no blob may be swept.
+                            tracing::warn!(repository = %name, %digest, error = %e, "unreadable manifest; blobs will not be garbage collected");
+                            self.refs.references_unknown();
+                            let empty = Manifest { media_type: String::new(), targets: Vec::new(), subject: None, artifact_type: None, annotations: None };
+                            self.refs.add_manifest(&name, &digest, &empty);
+                        }
+                    }
+                }
+            }
+            for tag in self.tags(&name)? {
+                if let Ok(Some(digest)) = self.resolve_tag(&name, &tag) {
+                    self.refs.tag(&name, None, Some(&digest));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The reference counts and the garbage collector's locks.
+    pub fn refs(&self) -> &Refs {
+        &self.refs
+    }
+
+    /// How many blobs are stored and their total size.
+    pub fn blob_stats(&self) -> (u64, u64) {
+        (self.blob_count.load(Ordering::Relaxed), self.blob_bytes.load(Ordering::Relaxed))
+    }
+
+    /// Calls `f` with the digest of every stored blob.
+    pub fn scan_blobs(&self, mut f: impl FnMut(Digest)) -> Result<()> {
+        for alg in ["sha256", "sha512"] {
+            let dir = self.blobs.join(alg);
+            let entries = fs::read_dir(&dir).map_err(Error::io("read directory", &dir))?;
+            for entry in entries.flatten() {
+                let Some(hex) = entry.file_name().to_str().map(str::to_string) else { continue };
+                if let Ok(digest) = parse_digest(&format!("{alg}:{hex}")) {
+                    f(digest);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The size and modification time of a stored blob.
+    pub fn blob_meta(&self, digest: &Digest) -> Option<(u64, SystemTime)> {
+        let meta = fs::metadata(self.blob_path(digest)).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    }
+
+    /// When the `_manifests` link of a manifest was last written.
+    pub fn manifest_link_time(&self, name: &RepoName, digest: &Digest) -> Option<SystemTime> {
+        fs::metadata(self.link(name, MANIFESTS, digest)).and_then(|m| m.modified()).ok()
+    }
+
+    /// A manifest of the repository, parsed; `None` when it is not stored there.
+    pub fn stored_manifest(&self, name: &RepoName, digest: &Digest) -> Result<Option<Manifest>> {
+        let Some(media_type) = self.manifest_media_type(name, digest)? else { return Ok(None) };
+        let path = self.blob_path(digest);
+        let body = fs::read(&path).map_err(Error::io("read", &path))?;
+        manifest::parse(Some(&media_type), &body).map(Some)
+    }
+
+    /// Deletes an unwanted manifest from the repository: its referrer link, then its
+    /// manifest link. The caller holds the repository lock and the exclusive gate, and
+    /// has checked that nothing wants it. Returns whether it was there.
+    pub(crate) fn sweep_manifest(&self, name: &RepoName, digest: &Digest) -> Result<bool> {
+        let parsed = self.stored_manifest(name, digest).ok().flatten();
+        if self.manifest_media_type(name, digest)?.is_none() {
+            return Ok(false);
+        }
+        if let Some(subject) = parsed.as_ref().and_then(|m| m.subject.as_ref()) {
+            let link = self.referrer_link(name, subject, digest);
+            fsutil::remove_durable(&link)?;
+            if let Some(dir) = link.parent() {
+                fsutil::prune_empty_dirs(dir, &self.repo_dir(name).join(REFERRERS));
+            }
+        }
+        fsutil::remove_durable(&self.link(name, MANIFESTS, digest))?;
+        self.refs.remove_manifest(name, digest, parsed.as_ref());
+        Ok(true)
+    }
+
+    /// Deletes a blob's content. The caller holds the exclusive gate and has checked that
+    /// nothing references it. Returns whether it was there.
+    pub(crate) fn remove_blob(&self, digest: &Digest, size: u64) -> Result<bool> {
+        let removed = fsutil::remove_durable(&self.blob_path(digest))?;
+        if removed {
+            self.blob_count.fetch_sub(1, Ordering::Relaxed);
+            self.blob_bytes.fetch_sub(size, Ordering::Relaxed);
+        }
+        Ok(removed)
+    }
+
+    /// Removes the `_layers` links of deleted blobs from every repository, holding the
+    /// guard `lock` gives while looking at each repository.
+    pub(crate) fn unlink_missing_blobs<G>(&self, digests: &[Digest], lock: impl Fn() -> G) -> Result<()> {
+        for repo in self.repositories()? {
+            let Ok(name) = RepoName::parse(&repo) else { continue };
+            let _guard = lock();
+            for digest in digests {
+                let link = self.link(&name, LAYERS, digest);
+                if !self.blob_exists(digest) && fsutil::exists(&link) {
+                    fsutil::remove_durable(&link)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -178,11 +339,20 @@ impl Storage {
         fsutil::exists(&self.link(name, LAYERS, digest))
     }
 
-    /// Makes a stored blob visible in the repository (after a push or a mount).
+    /// Makes a stored blob visible in the repository (after a push or a mount). The
+    /// blob's time is renewed: a manifest referencing it has the garbage collector's grace
+    /// period to arrive.
     pub fn link_blob(&self, name: &RepoName, digest: &Digest) -> Result<()> {
-        if !self.blob_exists(digest) {
+        let _gate = self.refs.shared();
+        self.link_blob_locked(name, digest)
+    }
+
+    fn link_blob_locked(&self, name: &RepoName, digest: &Digest) -> Result<()> {
+        let blob = self.blob_path(digest);
+        if !fsutil::exists(&blob) {
             return Err(blob_unknown(name, digest));
         }
+        touch(&blob);
         let link = self.link(name, LAYERS, digest);
         if fsutil::exists(&link) {
             return Ok(());
@@ -203,12 +373,32 @@ impl Storage {
     /// Moves a verified, fsynced upload into the blob store. A blob that is already
     /// present is kept (same digest, same bytes) and the upload is dropped.
     pub fn commit_blob(&self, data: &Path, digest: &Digest) -> Result<()> {
+        let _gate = self.refs.shared();
+        self.commit_blob_locked(data, digest)
+    }
+
+    /// Commits an upload and makes it visible in the repository, in one step as far as
+    /// the garbage collector is concerned.
+    pub fn commit_blob_to(&self, data: &Path, digest: &Digest, name: &RepoName) -> Result<()> {
+        let _gate = self.refs.shared();
+        self.commit_blob_locked(data, digest)?;
+        self.link_blob_locked(name, digest)
+    }
+
+    fn commit_blob_locked(&self, data: &Path, digest: &Digest) -> Result<()> {
         let target = self.blob_path(digest);
         if fsutil::exists(&target) {
             let _ = fs::remove_file(data);
+            touch(&target);
             return Ok(());
         }
-        fsutil::rename_durable(data, &target)
+        let size = fs::metadata(data).map(|m| m.len()).unwrap_or(0);
+        // The data file's time is its last write, possibly long ago for a resumed upload.
+        touch(data);
+        fsutil::rename_durable(data, &target)?;
+        self.blob_count.fetch_add(1, Ordering::Relaxed);
+        self.blob_bytes.fetch_add(size, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The media type of a manifest in the repository, if it is there.
@@ -259,6 +449,44 @@ impl Storage {
     /// Stores a parsed and digest-checked manifest, then points `tags` at it. Everything it
     /// references must already be in the repository, except its subject.
     pub fn put_manifest(&self, name: &RepoName, digest: &Digest, manifest: &Manifest, body: &[u8], tags: &[String]) -> Result<()> {
+        let _repo = self.refs.repository(name.as_str());
+        let _gate = self.refs.shared();
+        self.check_targets(name, manifest)?;
+        self.store_manifest(name, digest, manifest, body, tags)
+    }
+
+    /// Stores a manifest fetched from a mirror's upstream: what it references arrives
+    /// later, on demand. `tag` is marked as mirrored (before it is written, so a crash
+    /// leaves a marked tag or none, never a mirrored tag that looks pushed).
+    pub fn put_mirrored_manifest(&self, name: &RepoName, digest: &Digest, manifest: &Manifest, body: &[u8], tag: Option<&str>) -> Result<()> {
+        let _repo = self.refs.repository(name.as_str());
+        let _gate = self.refs.shared();
+        let tags: Vec<String> = tag.map(str::to_string).into_iter().collect();
+        if let Some(tag) = tag {
+            fsutil::write_atomic(&self.tmp, &self.mirror_mark(name, tag), b"")?;
+        }
+        self.store_manifest(name, digest, manifest, body, &tags)
+    }
+
+    fn mirror_mark(&self, name: &RepoName, tag: &str) -> PathBuf {
+        self.repo_dir(name).join(MIRRORED).join(tag)
+    }
+
+    /// For a tag fetched from a mirror's upstream, when it was last validated there;
+    /// `None` for a tag pushed here or one that does not exist.
+    pub fn mirrored_tag_time(&self, name: &RepoName, tag: &str) -> Option<SystemTime> {
+        if !fsutil::exists(&self.tag_path(name, tag)) {
+            return None;
+        }
+        fs::metadata(self.mirror_mark(name, tag)).and_then(|m| m.modified()).ok()
+    }
+
+    /// Records that a mirrored tag was found unchanged upstream just now.
+    pub fn renew_mirrored_tag(&self, name: &RepoName, tag: &str) {
+        touch(&self.mirror_mark(name, tag));
+    }
+
+    fn check_targets(&self, name: &RepoName, manifest: &Manifest) -> Result<()> {
         for target in &manifest.targets {
             let present = match target {
                 Target::Blob(d) => {
@@ -271,16 +499,27 @@ impl Storage {
                 return Err(Error::ManifestBlobUnknown { repository: name.to_string(), digest: d.to_string() });
             }
         }
+        Ok(())
+    }
+
+    /// Writes a manifest and its tags; the caller holds the repository lock and the gate.
+    fn store_manifest(&self, name: &RepoName, digest: &Digest, manifest: &Manifest, body: &[u8], tags: &[String]) -> Result<()> {
         // Content first, then the links that make it visible: a crash in between leaves
         // only unreferenced content behind.
         let blob = self.blob_path(digest);
         if !fsutil::exists(&blob) {
             fsutil::write_atomic(&self.tmp, &blob, body)?;
+            self.blob_count.fetch_add(1, Ordering::Relaxed);
+            self.blob_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         }
         let link = self.link(name, MANIFESTS, digest);
         if self.manifest_media_type(name, digest)?.as_deref() != Some(manifest.media_type.as_str()) {
             fsutil::write_atomic(&self.tmp, &link, manifest.media_type.as_bytes())?;
+        } else {
+            // Pushed again: the grace period for an untagged manifest starts over.
+            touch(&link);
         }
+        self.refs.add_manifest(name, digest, manifest);
         if let Some(subject) = &manifest.subject {
             let link = self.referrer_link(name, subject, digest);
             if !fsutil::exists(&link) {
@@ -288,14 +527,29 @@ impl Storage {
             }
         }
         for tag in tags {
+            let old = self.resolve_tag(name, tag).ok().flatten();
             fsutil::write_atomic(&self.tmp, &self.tag_path(name, tag), digest.as_str().as_bytes())?;
+            self.refs.tag(name, old.as_ref(), Some(digest));
+        }
+        Ok(())
+    }
+
+    /// A tag pushed here is no longer a mirrored one.
+    pub fn unmark_mirrored_tags(&self, name: &RepoName, tags: &[String]) -> Result<()> {
+        for tag in tags {
+            fsutil::remove_durable(&self.mirror_mark(name, tag))?;
         }
         Ok(())
     }
 
     /// Removes a tag; the manifest stays.
     pub fn delete_tag(&self, name: &RepoName, tag: &str) -> Result<()> {
+        let _repo = self.refs.repository(name.as_str());
+        let _gate = self.refs.shared();
+        let old = self.resolve_tag(name, tag).ok().flatten();
         if fsutil::remove_durable(&self.tag_path(name, tag))? {
+            self.refs.tag(name, old.as_ref(), None);
+            let _ = fsutil::remove_durable(&self.mirror_mark(name, tag));
             Ok(())
         } else {
             Err(Error::ManifestUnknown { repository: name.to_string(), reference: tag.to_string() })
@@ -304,6 +558,8 @@ impl Storage {
 
     /// Removes a manifest from the repository with the tags that point at it.
     pub fn delete_manifest(&self, name: &RepoName, digest: &Digest) -> Result<()> {
+        let _repo = self.refs.repository(name.as_str());
+        let _gate = self.refs.shared();
         let Some(media_type) = self.manifest_media_type(name, digest)? else {
             return Err(Error::ManifestUnknown { repository: name.to_string(), reference: digest.to_string() });
         };
@@ -311,18 +567,20 @@ impl Storage {
         for tag in self.tags(name)? {
             if self.resolve_tag(name, &tag).ok().flatten().as_ref() == Some(digest) {
                 fsutil::remove_durable(&self.tag_path(name, &tag))?;
+                self.refs.tag(name, Some(digest), None);
+                let _ = fsutil::remove_durable(&self.mirror_mark(name, &tag));
             }
         }
-        if let Ok(body) = fs::read(self.blob_path(digest)) {
-            if let Ok(Manifest { subject: Some(subject), .. }) = manifest::parse(Some(&media_type), &body) {
-                let link = self.referrer_link(name, &subject, digest);
-                fsutil::remove_durable(&link)?;
-                if let Some(dir) = link.parent() {
-                    fsutil::prune_empty_dirs(dir, &self.repo_dir(name).join(REFERRERS));
-                }
+        let parsed = fs::read(self.blob_path(digest)).ok().and_then(|body| manifest::parse(Some(&media_type), &body).ok());
+        if let Some(subject) = parsed.as_ref().and_then(|m| m.subject.as_ref()) {
+            let link = self.referrer_link(name, subject, digest);
+            fsutil::remove_durable(&link)?;
+            if let Some(dir) = link.parent() {
+                fsutil::prune_empty_dirs(dir, &self.repo_dir(name).join(REFERRERS));
             }
         }
         fsutil::remove_durable(&self.link(name, MANIFESTS, digest))?;
+        self.refs.remove_manifest(name, digest, parsed.as_ref());
         Ok(())
     }
 

@@ -403,8 +403,7 @@ impl Uploads {
         let (storage, repo, digest, uploads) = (self.storage.clone(), repository.clone(), digest.clone(), self.dir.clone());
         blocking(move || {
             File::open(&data).and_then(|f| f.sync_all()).map_err(Error::io("fsync", &data))?;
-            storage.commit_blob(&data, &digest)?;
-            storage.link_blob(&repo, &digest)?;
+            storage.commit_blob_to(&data, &digest, &repo)?;
             fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
             fsutil::sync_dir(&uploads)
         })

@@ -19,6 +19,50 @@ async fn ping_answers_with_the_api_version() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
+/// Bodies are sent from 4 MiB windows mapped from the blob file: a blob of several
+/// windows arrives whole, ranges across a window boundary are exact, and a blob whose file
+/// is unlinked mid-download (as the garbage collector deletes) still arrives whole.
+#[tokio::test]
+async fn blobs_of_several_windows_and_ranges_across_them() {
+    const MIB: usize = 1 << 20;
+    let reg = Registry::start();
+    let data: Vec<u8> = (0..9 * MIB + 123).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let digest = push_blob(&reg, "big/repo", &data).await;
+    let url = reg.url(&format!("/v2/big/repo/blobs/{digest}"));
+
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-length"), data.len().to_string());
+    assert!(r.bytes().await.unwrap().as_ref() == &data[..], "the whole blob differs");
+
+    for (range, start, end) in [
+        ("bytes=4194300-4194310", 4 * MIB - 4, 4 * MIB + 7),
+        ("bytes=4194304-", 4 * MIB, data.len()),
+        ("bytes=1-8388608", 1, 8 * MIB + 1),
+        ("bytes=-5242881", data.len() - 5 * MIB - 1, data.len()),
+        ("bytes=9437183-9999999", data.len() - 124, data.len()),
+    ] {
+        let r = client().get(&url).header("range", range).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(header(&r, "content-length"), (end - start).to_string(), "{range}");
+        assert_eq!(header(&r, "content-range"), format!("bytes {start}-{}/{}", end - 1, data.len()), "{range}");
+        assert!(r.bytes().await.unwrap().as_ref() == &data[start..end], "{range}: the bytes differ");
+    }
+
+    // The first window is mapped when the answer starts; the blob's name goes before the
+    // rest is read, and the rest still comes from the open file.
+    let mut r = client().get(&url).send().await.unwrap();
+    let mut got = r.chunk().await.unwrap().expect("a first chunk").to_vec();
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    std::fs::remove_file(reg.root().join("blobs/sha256").join(hex)).unwrap();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data, "a blob unlinked mid-download arrived with {} bytes, not its own", got.len());
+    let r = client().get(&url).send().await.unwrap();
+    expect_error(r, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+}
+
 #[tokio::test]
 async fn monolithic_post_then_head_get_and_ranges() {
     let reg = Registry::start();

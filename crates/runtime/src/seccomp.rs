@@ -77,8 +77,86 @@ impl std::fmt::Debug for Filter {
     }
 }
 
-/// Compiles `seccomp` (validating every action, arch, operator and flag) into a filter.
+/// Where compiled programs are kept (see [`set_cache_dir`]).
+static CACHE_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Keeps compiled programs in `dir` (created 0700, root's), so a process that starts many
+/// containers with one profile (Docker's default takes libseccomp ~15 ms) compiles it once.
+/// An entry holds the exact profile it was compiled from and is used only for that
+/// profile, on the same kernel.
+pub fn set_cache_dir(dir: std::path::PathBuf) {
+    let _ = CACHE_DIR.set(dir);
+}
+
+/// The cache entry's identity: the profile as JSON, the kernel and libseccomp versions.
+fn cache_key(seccomp: &LinuxSeccomp) -> Option<Vec<u8>> {
+    let mut key = serde_json::to_vec(seccomp).ok()?;
+    let uname = nix::sys::utsname::uname().ok()?;
+    let v = libseccomp::ScmpVersion::current().ok()?;
+    key.extend_from_slice(format!("\n{} {} {}.{}.{}", uname.release().to_string_lossy(), uname.machine().to_string_lossy(), v.major, v.minor, v.micro).as_bytes());
+    Some(key)
+}
+
+fn cache_path(dir: &std::path::Path, key: &[u8]) -> std::path::PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    dir.join(format!("{:016x}.bpf", h.finish()))
+}
+
+/// Entry layout: key length (u32 LE), key, flags (u64 LE), program (8 bytes per instruction).
+fn cache_load(path: &std::path::Path, key: &[u8]) -> Option<Filter> {
+    let bytes = std::fs::read(path).ok()?;
+    let key_len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    if bytes.get(4..4 + key_len)? != key {
+        return None;
+    }
+    let rest = &bytes[4 + key_len..];
+    let flags = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as libc::c_ulong;
+    let program = &rest[8..];
+    if program.is_empty() || program.len() % 8 != 0 {
+        return None;
+    }
+    let program = program
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter { code: u16::from_ne_bytes([c[0], c[1]]), jt: c[2], jf: c[3], k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]) })
+        .collect();
+    Some(Filter { program, flags })
+}
+
+fn cache_store(dir: &std::path::Path, path: &std::path::Path, key: &[u8], filter: &Filter) {
+    use std::os::unix::fs::DirBuilderExt;
+    let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+    let mut bytes = Vec::with_capacity(12 + key.len() + filter.program.len() * 8);
+    bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(key);
+    bytes.extend_from_slice(&(filter.flags as u64).to_le_bytes());
+    for i in &filter.program {
+        bytes.extend_from_slice(&i.code.to_ne_bytes());
+        bytes.extend_from_slice(&[i.jt, i.jf]);
+        bytes.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, &bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Compiles `seccomp` (validating every action, arch, operator and flag) into a filter,
+/// or takes it from the cache when one is set and holds this exact profile.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
+    let Some(dir) = CACHE_DIR.get() else { return compile_uncached(seccomp) };
+    let Some(key) = cache_key(seccomp) else { return compile_uncached(seccomp) };
+    let path = cache_path(dir, &key);
+    if let Some(filter) = cache_load(&path, &key) {
+        return Ok(filter);
+    }
+    let filter = compile_uncached(seccomp)?;
+    cache_store(dir, &path, &key, &filter);
+    Ok(filter)
+}
+
+fn compile_uncached(seccomp: &LinuxSeccomp) -> Result<Filter> {
     if seccomp.listener_path().is_some() {
         return Err(Error::Unsupported(format!(
             "linux.seccomp.listenerPath: {NOTIFY_UNSUPPORTED}"
@@ -480,6 +558,29 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_programs_are_the_compiled_ones_and_only_for_their_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["read", "write", "exit"], "action": "SCMP_ACT_ALLOW"}]
+        }))
+        .unwrap();
+        let fresh = compile_uncached(&profile).unwrap();
+        let key = cache_key(&profile).unwrap();
+        let path = cache_path(dir.path(), &key);
+        cache_store(dir.path(), &path, &key, &fresh);
+        let cached = cache_load(&path, &key).unwrap();
+        assert_eq!(cached.flags, fresh.flags);
+        let words = |f: &Filter| f.program.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect::<Vec<_>>();
+        assert_eq!(words(&cached), words(&fresh));
+        // Another profile never gets this entry, even under the same file name.
+        let mut other = key.clone();
+        other.push(b'x');
+        assert!(cache_load(&path, &other).is_none());
+    }
     use serde_json::json;
     use std::time::Instant;
 

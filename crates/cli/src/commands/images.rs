@@ -274,23 +274,8 @@ pub fn print_out(text: &str) -> Result<()> {
         })
 }
 
-/// `inspect` and `image inspect`: the raw JSON indented, compact, or through a template.
-pub async fn inspect(cli: &mut Cli, p: &Parsed, generic: bool) -> Result<()> {
-    if generic {
-        let kind = p.string("type");
-        if !kind.is_empty() && kind != "image" {
-            const TYPES: &str = "\"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\"";
-            if TYPES.contains(&format!("\"{kind}\"")) {
-                return Err(Error::InvalidArgument(format!(
-                    "inspecting objects of type \"{kind}\" is not supported yet by this version of {BIN}"
-                )));
-            }
-            return Err(Error::InvalidArgument(format!(
-                "unknown type: \"{kind}\": must be one of {TYPES}"
-            )));
-        }
-    }
-    let generic_lookup = generic && p.string("type").is_empty();
+/// `image inspect`: the raw JSON indented, compact, or through a template.
+pub async fn inspect(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let format = p.string("format");
     let template = match format.as_str() {
         "" | "json" => None,
@@ -300,11 +285,7 @@ pub async fn inspect(cli: &mut Cli, p: &Parsed, generic: bool) -> Result<()> {
         ),
     };
     let mut query = Query::new();
-    let platform = if generic {
-        String::new()
-    } else {
-        p.string("platform")
-    };
+    let platform = p.string("platform");
     if !platform.is_empty() {
         require_api(cli, "1.49", "--platform").await?;
         query = query.add("platform", platform_json(&platform)?);
@@ -316,12 +297,6 @@ pub async fn inspect(cli: &mut Cli, p: &Parsed, generic: bool) -> Result<()> {
         let path = format!("/images/{}/json", escape_path(name));
         let raw = match cli.client().get_bytes(&path, &query).await {
             Ok(raw) => raw,
-            Err(e) if generic_lookup && e.is_not_found() => {
-                errors.push(Error::InvalidArgument(format!(
-                    "Error: No such object: {name}"
-                )));
-                continue;
-            }
             Err(e) => {
                 errors.push(e);
                 continue;
@@ -583,19 +558,7 @@ pub async fn prune(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let all = p.bool("all");
     let mut filters = p.list("filter");
     filters.push(format!("dangling={}", !all));
-    for f in cli.configs()?.berth.prune_filters() {
-        let Some((key, value)) = f.split_once('=') else {
-            continue;
-        };
-        let conflicting = match key {
-            "label" => format!("label!={value}"),
-            "label!" => format!("label={value}"),
-            _ => String::new(),
-        };
-        if conflicting.is_empty() || !filters.contains(&conflicting) {
-            filters.push(f.clone());
-        }
-    }
+    let filters = super::prune_filters(cli, filters)?;
     if !p.bool("force") {
         let warning = if all {
             "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?"

@@ -1,8 +1,15 @@
 //! The command table: docker's verbs, their flags and aliases, and dispatch to the
 //! implementations.
 
+mod containers;
+mod cp;
 mod images;
 mod registry;
+mod run;
+mod runopts;
+mod stats;
+mod stream;
+mod volumes;
 
 pub use images::print_out;
 mod system;
@@ -37,6 +44,36 @@ enum Verb {
     Version,
     Events,
     Check,
+    Run,
+    Create,
+    Start,
+    Stop,
+    Restart,
+    Kill,
+    Pause,
+    Unpause,
+    Rm,
+    Ps,
+    Logs,
+    Attach,
+    Exec,
+    Top,
+    Stats,
+    Wait,
+    ContainerInspect,
+    Rename,
+    Update,
+    Cp,
+    Diff,
+    Export,
+    Commit,
+    Port,
+    ContainerPrune,
+    VolumeCreate,
+    VolumeLs,
+    VolumeInspect,
+    VolumeRm,
+    VolumePrune,
 }
 
 const FORMAT_HELP: &str = "Format output using a custom template:\n'table':            Print output in table format with column headers (default)\n'table TEMPLATE':   Print output in table format using the given Go template\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template";
@@ -260,7 +297,12 @@ const SEARCH_FLAGS: &[Flag] = &[
 ];
 const CHECK_FLAGS: &[Flag] = &[
     Flag::new("repair", None, Kind::Bool, "Repair what can be repaired"),
-    Flag::new("format", None, Kind::String, "Format output: 'json' prints the report as JSON"),
+    Flag::new(
+        "format",
+        None,
+        Kind::String,
+        "Format output: 'json' prints the report as JSON",
+    ),
 ];
 
 const DF_FLAGS: &[Flag] = &[
@@ -300,6 +342,402 @@ const EVENTS_FLAGS: &[Flag] = &[
     ),
 ];
 
+const START_FLAGS: &[Flag] = &[
+    Flag::new(
+        "attach",
+        Some('a'),
+        Kind::Bool,
+        "Attach STDOUT/STDERR and forward signals",
+    ),
+    Flag::new(
+        "interactive",
+        Some('i'),
+        Kind::Bool,
+        "Attach container's STDIN",
+    ),
+    Flag::new(
+        "detach-keys",
+        None,
+        Kind::String,
+        "Override the key sequence for detaching a container",
+    ),
+    Flag::new(
+        "checkpoint",
+        None,
+        Kind::String,
+        "Restore from this checkpoint",
+    )
+    .hidden(),
+    Flag::new(
+        "checkpoint-dir",
+        None,
+        Kind::String,
+        "Use a custom checkpoint storage directory",
+    )
+    .hidden(),
+];
+const STOP_FLAGS: &[Flag] = &[
+    Flag::new(
+        "signal",
+        Some('s'),
+        Kind::String,
+        "Signal to send to the container",
+    ),
+    Flag::new(
+        "timeout",
+        Some('t'),
+        Kind::Int,
+        "Seconds to wait before killing the container",
+    ),
+    Flag::new(
+        "time",
+        None,
+        Kind::Int,
+        "Seconds to wait before killing the container (deprecated: use --timeout)",
+    )
+    .hidden(),
+];
+const KILL_FLAGS: &[Flag] = &[Flag::new(
+    "signal",
+    Some('s'),
+    Kind::String,
+    "Signal to send to the container",
+)];
+const RM_FLAGS: &[Flag] = &[
+    Flag::new(
+        "force",
+        Some('f'),
+        Kind::Bool,
+        "Force the removal of a running container (uses SIGKILL)",
+    ),
+    Flag::new("link", Some('l'), Kind::Bool, "Remove the specified link"),
+    Flag::new(
+        "volumes",
+        Some('v'),
+        Kind::Bool,
+        "Remove anonymous volumes associated with the container",
+    ),
+];
+const PS_FLAGS: &[Flag] = &[
+    Flag::new(
+        "all",
+        Some('a'),
+        Kind::Bool,
+        "Show all containers (default shows just running)",
+    ),
+    Flag::new(
+        "filter",
+        Some('f'),
+        Kind::Filter,
+        "Filter output based on conditions provided",
+    ),
+    Flag::new("format", None, Kind::String, FORMAT_HELP),
+    Flag::new(
+        "last",
+        Some('n'),
+        Kind::Int,
+        "Show n last created containers (includes all states) (default -1)",
+    ),
+    Flag::new(
+        "latest",
+        Some('l'),
+        Kind::Bool,
+        "Show the latest created container (includes all states)",
+    ),
+    Flag::new("no-trunc", None, Kind::Bool, "Don't truncate output"),
+    Flag::new("quiet", Some('q'), Kind::Bool, "Only display container IDs"),
+    Flag::new("size", Some('s'), Kind::Bool, "Display total file sizes"),
+];
+const LOGS_FLAGS: &[Flag] = &[
+    Flag::new("details", None, Kind::Bool, "Show extra details provided to logs"),
+    Flag::new("follow", Some('f'), Kind::Bool, "Follow log output"),
+    Flag::new("since", None, Kind::String, "Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative (e.g. \"42m\" for 42 minutes)"),
+    Flag::new("tail", Some('n'), Kind::String, "Number of lines to show from the end of the logs (default \"all\")"),
+    Flag::new("timestamps", Some('t'), Kind::Bool, "Show timestamps"),
+    Flag::new("until", None, Kind::String, "Show logs before a timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative (e.g. \"42m\" for 42 minutes)"),
+];
+const ATTACH_FLAGS: &[Flag] = &[
+    Flag::new(
+        "detach-keys",
+        None,
+        Kind::String,
+        "Override the key sequence for detaching a container",
+    ),
+    Flag::new("no-stdin", None, Kind::Bool, "Do not attach STDIN"),
+    Flag::new(
+        "sig-proxy",
+        None,
+        Kind::Bool,
+        "Proxy all received signals to the process (default true)",
+    ),
+];
+const EXEC_FLAGS: &[Flag] = &[
+    Flag::new(
+        "detach",
+        Some('d'),
+        Kind::Bool,
+        "Detached mode: run command in the background",
+    ),
+    Flag::new(
+        "detach-keys",
+        None,
+        Kind::String,
+        "Override the key sequence for detaching a container",
+    ),
+    Flag::new("env", Some('e'), Kind::List, "Set environment variables")
+        .checked(runopts::check::env),
+    Flag::new(
+        "env-file",
+        None,
+        Kind::List,
+        "Read in a file of environment variables",
+    ),
+    Flag::new(
+        "interactive",
+        Some('i'),
+        Kind::Bool,
+        "Keep STDIN open even if not attached",
+    ),
+    Flag::new(
+        "privileged",
+        None,
+        Kind::Bool,
+        "Give extended privileges to the command",
+    ),
+    Flag::new("tty", Some('t'), Kind::Bool, "Allocate a pseudo-TTY"),
+    Flag::new(
+        "user",
+        Some('u'),
+        Kind::String,
+        "Username or UID (format: \"<name|uid>[:<group|gid>]\")",
+    ),
+    Flag::new(
+        "workdir",
+        Some('w'),
+        Kind::String,
+        "Working directory inside the container",
+    ),
+];
+const STATS_FLAGS: &[Flag] = &[
+    Flag::new(
+        "all",
+        Some('a'),
+        Kind::Bool,
+        "Show all containers (default shows just running)",
+    ),
+    Flag::new("format", None, Kind::String, FORMAT_HELP),
+    Flag::new(
+        "no-stream",
+        None,
+        Kind::Bool,
+        "Disable streaming stats and only pull the first result",
+    ),
+    Flag::new("no-trunc", None, Kind::Bool, "Do not truncate output"),
+];
+const CONTAINER_INSPECT_FLAGS: &[Flag] = &[
+    Flag::new("format", Some('f'), Kind::String, INSPECT_FORMAT_HELP),
+    Flag::new("size", Some('s'), Kind::Bool, "Display total file sizes"),
+];
+const UPDATE_FLAGS: &[Flag] = &[
+    Flag::typed(
+        "blkio-weight",
+        None,
+        "uint16",
+        "Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)",
+        runopts::check::uint16,
+    ),
+    Flag::new(
+        "cpu-period",
+        None,
+        Kind::Int,
+        "Limit CPU CFS (Completely Fair Scheduler) period",
+    ),
+    Flag::new(
+        "cpu-quota",
+        None,
+        Kind::Int,
+        "Limit CPU CFS (Completely Fair Scheduler) quota",
+    ),
+    Flag::new(
+        "cpu-rt-period",
+        None,
+        Kind::Int,
+        "Limit the CPU real-time period in microseconds",
+    ),
+    Flag::new(
+        "cpu-rt-runtime",
+        None,
+        Kind::Int,
+        "Limit the CPU real-time runtime in microseconds",
+    ),
+    Flag::new(
+        "cpu-shares",
+        Some('c'),
+        Kind::Int,
+        "CPU shares (relative weight)",
+    ),
+    Flag::typed(
+        "cpus",
+        None,
+        "decimal",
+        "Number of CPUs",
+        runopts::check::cpus,
+    ),
+    Flag::new(
+        "cpuset-cpus",
+        None,
+        Kind::String,
+        "CPUs in which to allow execution (0-3, 0,1)",
+    ),
+    Flag::new(
+        "cpuset-mems",
+        None,
+        Kind::String,
+        "MEMs in which to allow execution (0-3, 0,1)",
+    ),
+    Flag::typed(
+        "kernel-memory",
+        None,
+        "bytes",
+        "Kernel memory limit (deprecated)",
+        runopts::check::bytes,
+    )
+    .hidden(),
+    Flag::typed(
+        "memory",
+        Some('m'),
+        "bytes",
+        "Memory limit",
+        runopts::check::bytes,
+    ),
+    Flag::typed(
+        "memory-reservation",
+        None,
+        "bytes",
+        "Memory soft limit",
+        runopts::check::bytes,
+    ),
+    Flag::typed(
+        "memory-swap",
+        None,
+        "bytes",
+        "Swap limit equal to memory plus swap: -1 to enable unlimited swap",
+        runopts::check::swap_bytes,
+    ),
+    Flag::new(
+        "pids-limit",
+        None,
+        Kind::Int,
+        "Tune container pids limit (set -1 for unlimited)",
+    ),
+    Flag::new(
+        "restart",
+        None,
+        Kind::String,
+        "Restart policy to apply when a container exits",
+    ),
+];
+const CP_FLAGS: &[Flag] = &[
+    Flag::new("archive", Some('a'), Kind::Bool, "Archive mode (copy all uid/gid information)"),
+    Flag::new("follow-link", Some('L'), Kind::Bool, "Always follow symbol link in SRC_PATH"),
+    Flag::new("quiet", Some('q'), Kind::Bool, "Suppress progress output during copy. Progress output is automatically suppressed if no terminal is attached"),
+];
+const EXPORT_FLAGS: &[Flag] = &[Flag::new(
+    "output",
+    Some('o'),
+    Kind::String,
+    "Write to a file, instead of STDOUT",
+)];
+const COMMIT_FLAGS: &[Flag] = &[
+    Flag::new(
+        "author",
+        Some('a'),
+        Kind::String,
+        "Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")",
+    ),
+    Flag::new(
+        "change",
+        Some('c'),
+        Kind::List,
+        "Apply Dockerfile instruction to the created image",
+    ),
+    Flag::new("message", Some('m'), Kind::String, "Commit message"),
+    Flag::new(
+        "pause",
+        Some('p'),
+        Kind::Bool,
+        "Pause container during commit (default true)",
+    ),
+];
+const CONTAINER_PRUNE_FLAGS: &[Flag] = &[
+    Flag::new(
+        "filter",
+        None,
+        Kind::Filter,
+        "Provide filter values (e.g. \"until=<timestamp>\")",
+    ),
+    Flag::new(
+        "force",
+        Some('f'),
+        Kind::Bool,
+        "Do not prompt for confirmation",
+    ),
+];
+const VOLUME_CREATE_FLAGS: &[Flag] = &[
+    Flag::new(
+        "driver",
+        Some('d'),
+        Kind::String,
+        "Specify volume driver name (default \"local\")",
+    ),
+    Flag::new("label", None, Kind::List, "Set metadata for a volume")
+        .checked(runopts::check::label),
+    Flag::new("name", None, Kind::String, "Specify volume name").hidden(),
+    Flag::typed(
+        "opt",
+        Some('o'),
+        "map",
+        "Set driver specific options (default map[])",
+        runopts::check::any,
+    ),
+];
+const VOLUME_LS_FLAGS: &[Flag] = &[
+    Flag::new(
+        "filter",
+        Some('f'),
+        Kind::Filter,
+        "Provide filter values (e.g. \"dangling=true\")",
+    ),
+    Flag::new("format", None, Kind::String, FORMAT_HELP),
+    Flag::new("quiet", Some('q'), Kind::Bool, "Only display volume names"),
+];
+const VOLUME_RM_FLAGS: &[Flag] = &[Flag::new(
+    "force",
+    Some('f'),
+    Kind::Bool,
+    "Force the removal of one or more volumes",
+)];
+const VOLUME_PRUNE_FLAGS: &[Flag] = &[
+    Flag::new(
+        "all",
+        Some('a'),
+        Kind::Bool,
+        "Remove all unused volumes, not just anonymous ones",
+    ),
+    Flag::new(
+        "filter",
+        None,
+        Kind::Filter,
+        "Provide filter values (e.g. \"label=<label>\")",
+    ),
+    Flag::new(
+        "force",
+        Some('f'),
+        Kind::Bool,
+        "Do not prompt for confirmation",
+    ),
+];
+
 /// Interface of a verb: usage, description, flags, arguments.
 fn interface(verb: Verb) -> (&'static str, &'static str, &'static [Flag], Args) {
     match verb {
@@ -323,6 +761,36 @@ fn interface(verb: Verb) -> (&'static str, &'static str, &'static [Flag], Args) 
         Verb::Info => ("[OPTIONS]", "Display system-wide information", FORMAT_ONLY_FLAGS, Args::None),
         Verb::Version => ("[OPTIONS]", "Show the berth version information", FORMAT_ONLY_FLAGS, Args::None),
         Verb::Events => ("[OPTIONS]", "Get real time events from the server", EVENTS_FLAGS, Args::None),
+        Verb::Run => ("[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image", runopts::RUN_FLAGS, Args::Min(1)),
+        Verb::Create => ("[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container", runopts::CREATE_FLAGS, Args::Min(1)),
+        Verb::Start => ("[OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers", START_FLAGS, Args::Min(1)),
+        Verb::Stop => ("[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers", STOP_FLAGS, Args::Min(1)),
+        Verb::Restart => ("[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers", STOP_FLAGS, Args::Min(1)),
+        Verb::Kill => ("[OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers", KILL_FLAGS, Args::Min(1)),
+        Verb::Pause => ("CONTAINER [CONTAINER...]", "Pause all processes within one or more containers", &[], Args::Min(1)),
+        Verb::Unpause => ("CONTAINER [CONTAINER...]", "Unpause all processes within one or more containers", &[], Args::Min(1)),
+        Verb::Rm => ("[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers", RM_FLAGS, Args::Min(1)),
+        Verb::Ps => ("[OPTIONS]", "List containers", PS_FLAGS, Args::None),
+        Verb::Logs => ("[OPTIONS] CONTAINER", "Fetch the logs of a container", LOGS_FLAGS, Args::Exact(1)),
+        Verb::Attach => ("[OPTIONS] CONTAINER", "Attach local standard input, output, and error streams to a running container", ATTACH_FLAGS, Args::Exact(1)),
+        Verb::Exec => ("[OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running container", EXEC_FLAGS, Args::Min(2)),
+        Verb::Top => ("CONTAINER [ps OPTIONS]", "Display the running processes of a container", &[], Args::Min(1)),
+        Verb::Stats => ("[OPTIONS] [CONTAINER...]", "Display a live stream of container(s) resource usage statistics", STATS_FLAGS, Args::Any),
+        Verb::Wait => ("CONTAINER [CONTAINER...]", "Block until one or more containers stop, then print their exit codes", &[], Args::Min(1)),
+        Verb::ContainerInspect => ("[OPTIONS] CONTAINER [CONTAINER...]", "Display detailed information on one or more containers", CONTAINER_INSPECT_FLAGS, Args::Min(1)),
+        Verb::Rename => ("CONTAINER NEW_NAME", "Rename a container", &[], Args::Exact(2)),
+        Verb::Update => ("[OPTIONS] CONTAINER [CONTAINER...]", "Update configuration of one or more containers", UPDATE_FLAGS, Args::Min(1)),
+        Verb::Cp => ("[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH", "Copy files/folders between a container and the local filesystem", CP_FLAGS, Args::Exact(2)),
+        Verb::Diff => ("CONTAINER", "Inspect changes to files or directories on a container's filesystem", &[], Args::Exact(1)),
+        Verb::Export => ("[OPTIONS] CONTAINER", "Export a container's filesystem as a tar archive", EXPORT_FLAGS, Args::Exact(1)),
+        Verb::Commit => ("[OPTIONS] CONTAINER [REPOSITORY[:TAG]]", "Create a new image from a container's changes", COMMIT_FLAGS, Args::Range(1, 2)),
+        Verb::Port => ("CONTAINER [PRIVATE_PORT[/PROTO]]", "List port mappings or a specific mapping for the container", &[], Args::Range(1, 2)),
+        Verb::ContainerPrune => ("[OPTIONS]", "Remove all stopped containers", CONTAINER_PRUNE_FLAGS, Args::None),
+        Verb::VolumeCreate => ("[OPTIONS] [VOLUME]", "Create a volume", VOLUME_CREATE_FLAGS, Args::Max(1)),
+        Verb::VolumeLs => ("[OPTIONS]", "List volumes", VOLUME_LS_FLAGS, Args::None),
+        Verb::VolumeInspect => ("[OPTIONS] VOLUME [VOLUME...]", "Display detailed information on one or more volumes", FORMAT_ONLY_FLAGS, Args::Min(1)),
+        Verb::VolumeRm => ("[OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", VOLUME_RM_FLAGS, Args::Min(1)),
+        Verb::VolumePrune => ("[OPTIONS]", "Remove unused local volumes", VOLUME_PRUNE_FLAGS, Args::None),
     }
 }
 
@@ -341,6 +809,29 @@ fn aliases(verb: Verb) -> &'static [&'static str] {
         Verb::Import => &["image import", "import"],
         Verb::Info => &["system info", "info"],
         Verb::Events => &["system events", "events"],
+        Verb::Run => &["container run", "run"],
+        Verb::Create => &["container create", "create"],
+        Verb::Start => &["container start", "start"],
+        Verb::Stop => &["container stop", "stop"],
+        Verb::Restart => &["container restart", "restart"],
+        Verb::Kill => &["container kill", "kill"],
+        Verb::Pause => &["container pause", "pause"],
+        Verb::Unpause => &["container unpause", "unpause"],
+        Verb::Rm => &["container rm", "container remove", "rm"],
+        Verb::Ps => &["container ls", "container list", "container ps", "ps"],
+        Verb::Logs => &["container logs", "logs"],
+        Verb::Attach => &["container attach", "attach"],
+        Verb::Exec => &["container exec", "exec"],
+        Verb::Top => &["container top", "top"],
+        Verb::Stats => &["container stats", "stats"],
+        Verb::Wait => &["container wait", "wait"],
+        Verb::Rename => &["container rename", "rename"],
+        Verb::Update => &["container update", "update"],
+        Verb::Cp => &["container cp", "cp"],
+        Verb::Diff => &["container diff", "diff"],
+        Verb::Export => &["container export", "export"],
+        Verb::Commit => &["container commit", "commit"],
+        Verb::Port => &["container port", "port"],
         _ => &[],
     }
 }
@@ -363,6 +854,67 @@ const TOP_LEVEL: &[(&str, Verb)] = &[
     ("info", Verb::Info),
     ("version", Verb::Version),
     ("events", Verb::Events),
+    ("run", Verb::Run),
+    ("create", Verb::Create),
+    ("start", Verb::Start),
+    ("stop", Verb::Stop),
+    ("restart", Verb::Restart),
+    ("kill", Verb::Kill),
+    ("pause", Verb::Pause),
+    ("unpause", Verb::Unpause),
+    ("rm", Verb::Rm),
+    ("ps", Verb::Ps),
+    ("logs", Verb::Logs),
+    ("attach", Verb::Attach),
+    ("exec", Verb::Exec),
+    ("top", Verb::Top),
+    ("stats", Verb::Stats),
+    ("wait", Verb::Wait),
+    ("rename", Verb::Rename),
+    ("update", Verb::Update),
+    ("cp", Verb::Cp),
+    ("diff", Verb::Diff),
+    ("export", Verb::Export),
+    ("commit", Verb::Commit),
+    ("port", Verb::Port),
+];
+
+/// `container` subcommands.
+const CONTAINER_GROUP: &[(&str, &[&str], Verb)] = &[
+    ("attach", &[], Verb::Attach),
+    ("commit", &[], Verb::Commit),
+    ("cp", &[], Verb::Cp),
+    ("create", &[], Verb::Create),
+    ("diff", &[], Verb::Diff),
+    ("exec", &[], Verb::Exec),
+    ("export", &[], Verb::Export),
+    ("inspect", &[], Verb::ContainerInspect),
+    ("kill", &[], Verb::Kill),
+    ("logs", &[], Verb::Logs),
+    ("ls", &["list", "ps"], Verb::Ps),
+    ("pause", &[], Verb::Pause),
+    ("port", &[], Verb::Port),
+    ("prune", &[], Verb::ContainerPrune),
+    ("rename", &[], Verb::Rename),
+    ("restart", &[], Verb::Restart),
+    ("rm", &["remove"], Verb::Rm),
+    ("run", &[], Verb::Run),
+    ("start", &[], Verb::Start),
+    ("stats", &[], Verb::Stats),
+    ("stop", &[], Verb::Stop),
+    ("top", &[], Verb::Top),
+    ("unpause", &[], Verb::Unpause),
+    ("update", &[], Verb::Update),
+    ("wait", &[], Verb::Wait),
+];
+
+/// `volume` subcommands.
+const VOLUME_GROUP: &[(&str, &[&str], Verb)] = &[
+    ("create", &[], Verb::VolumeCreate),
+    ("inspect", &[], Verb::VolumeInspect),
+    ("ls", &["list"], Verb::VolumeLs),
+    ("prune", &[], Verb::VolumePrune),
+    ("rm", &["remove"], Verb::VolumeRm),
 ];
 
 /// `image` subcommands: name, aliases, verb.
@@ -390,46 +942,21 @@ const SYSTEM_GROUP: &[(&str, &[&str], Verb)] = &[
 
 /// Docker verbs this version does not implement yet.
 const NOT_YET: &[&str] = &[
-    "run",
-    "exec",
-    "ps",
     "build",
     "builder",
     "buildx",
     "checkpoint",
-    "container",
     "context",
     "manifest",
     "network",
     "plugin",
     "trust",
-    "volume",
     "config",
     "node",
     "secret",
     "service",
     "stack",
     "swarm",
-    "attach",
-    "commit",
-    "cp",
-    "create",
-    "diff",
-    "export",
-    "kill",
-    "logs",
-    "pause",
-    "port",
-    "rename",
-    "restart",
-    "rm",
-    "start",
-    "stats",
-    "stop",
-    "top",
-    "unpause",
-    "update",
-    "wait",
     "compose",
 ];
 
@@ -442,7 +969,10 @@ fn command(path: &str, verb: Verb) -> Command {
         aliases: aliases(verb).iter().map(|a| format!("{BIN} {a}")).collect(),
         flags,
         args,
-        interspersed: verb != Verb::Tag,
+        interspersed: !matches!(
+            verb,
+            Verb::Tag | Verb::Run | Verb::Create | Verb::Exec | Verb::Top | Verb::Commit
+        ),
     }
 }
 
@@ -455,6 +985,8 @@ pub async fn run(cli: &mut Cli, words: &[String]) -> Result<()> {
     let group = match first.as_str() {
         "image" => Some(("image", "Manage images", IMAGE_GROUP)),
         "system" => Some(("system", "Manage berth", SYSTEM_GROUP)),
+        "container" => Some(("container", "Manage containers", CONTAINER_GROUP)),
+        "volume" => Some(("volume", "Manage volumes", VOLUME_GROUP)),
         _ => None,
     };
     if let Some((name, short, members)) = group {
@@ -471,13 +1003,20 @@ pub async fn run(cli: &mut Cli, words: &[String]) -> Result<()> {
             .iter()
             .find(|(n, aliases, _)| n == sub || aliases.contains(&sub.as_str()))
         else {
+            // docker's `volume` command is declared as "volume COMMAND", the others
+            // by their name alone, and their errors show that.
+            let use_line = if name == "volume" {
+                format!("{BIN} {name} COMMAND")
+            } else {
+                format!("{BIN} {name}")
+            };
             if sub.starts_with('-') {
                 return Err(Error::Flags(format!(
-                    "unknown flag: {sub}\n\nUsage:  {BIN} {name} COMMAND\n\nRun '{BIN} {name} --help' for more information"
+                    "unknown flag: {sub}\n\nUsage:  {use_line}\n\nRun '{BIN} {name} --help' for more information"
                 )));
             }
             return Err(Error::Usage(format!(
-                "{BIN}: unknown command: {BIN} {name} {sub}\n\nUsage:  {BIN} {name}\n\nRun '{BIN} {name} --help' for more information"
+                "{BIN}: unknown command: {BIN} {name} {sub}\n\nUsage:  {use_line}\n\nRun '{BIN} {name} --help' for more information"
             )));
         };
         let cmd = command(&format!("{name} {sub_name}"), *verb);
@@ -509,11 +1048,16 @@ async fn execute(cli: &mut Cli, cmd: &Command, verb: Verb, argv: &[String]) -> R
         }
         Outcome::Run(parsed) => parsed,
     };
+    // `run` and `create` take `--help` as a flag of their own (`-h` is the host name).
+    if parsed.bool("help") {
+        print_out(&cmd.help())?;
+        return Ok(());
+    }
     cmd.check_args(&parsed.args)?;
     match verb {
         Verb::Images => images::list(cli, &parsed, cmd.path == "images").await,
-        Verb::Inspect => images::inspect(cli, &parsed, true).await,
-        Verb::ImageInspect => images::inspect(cli, &parsed, false).await,
+        Verb::Inspect => containers::inspect(cli, &parsed, containers::InspectKind::Any).await,
+        Verb::ImageInspect => images::inspect(cli, &parsed).await,
         Verb::History => images::history(cli, &parsed).await,
         Verb::Tag => images::tag(cli, &parsed).await,
         Verb::Remove => images::remove(cli, &parsed).await,
@@ -531,6 +1075,40 @@ async fn execute(cli: &mut Cli, cmd: &Command, verb: Verb, argv: &[String]) -> R
         Verb::Version => system::version(cli, &parsed).await,
         Verb::Events => system::events(cli, &parsed).await,
         Verb::Check => system::check(cli, &parsed).await,
+        Verb::Run => run::run(cli, &parsed).await,
+        Verb::Create => run::create(cli, &parsed).await,
+        Verb::Start => run::start(cli, &parsed).await,
+        Verb::Attach => run::attach(cli, &parsed).await,
+        Verb::Exec => run::exec(cli, &parsed).await,
+        Verb::Stop => containers::stop(cli, &parsed).await,
+        Verb::Restart => containers::restart(cli, &parsed).await,
+        Verb::Kill => containers::kill(cli, &parsed).await,
+        Verb::Pause => containers::pause(cli, &parsed, "pause").await,
+        Verb::Unpause => containers::pause(cli, &parsed, "unpause").await,
+        Verb::Rm => containers::remove(cli, &parsed).await,
+        Verb::Ps => containers::list(cli, &parsed).await,
+        Verb::Logs => containers::logs(cli, &parsed).await,
+        Verb::Top => containers::top(cli, &parsed).await,
+        Verb::Stats => stats::stats(cli, &parsed).await,
+        Verb::Wait => containers::wait(cli, &parsed).await,
+        Verb::ContainerInspect => {
+            containers::inspect(cli, &parsed, containers::InspectKind::Container).await
+        }
+        Verb::Rename => containers::rename(cli, &parsed).await,
+        Verb::Update => containers::update(cli, &parsed, parsed.count()).await,
+        Verb::Cp => cp::cp(cli, &parsed).await,
+        Verb::Diff => containers::diff(cli, &parsed).await,
+        Verb::Export => containers::export(cli, &parsed).await,
+        Verb::Commit => containers::commit(cli, &parsed).await,
+        Verb::Port => containers::port(cli, &parsed).await,
+        Verb::ContainerPrune => containers::prune(cli, &parsed).await,
+        Verb::VolumeCreate => volumes::create(cli, &parsed).await,
+        Verb::VolumeLs => volumes::list(cli, &parsed).await,
+        Verb::VolumeInspect => {
+            containers::inspect(cli, &parsed, containers::InspectKind::Volume).await
+        }
+        Verb::VolumeRm => volumes::remove(cli, &parsed).await,
+        Verb::VolumePrune => volumes::prune(cli, &parsed).await,
     }
 }
 
@@ -550,6 +1128,25 @@ pub fn filters_json(filters: &[String]) -> Option<String> {
     } else {
         serde_json::to_string(&map).ok()
     }
+}
+
+/// The filters of a prune: the flags' plus `pruneFilters` from the configuration, except
+/// where a flag already says the opposite about a label (docker's `PruneFilters`).
+pub fn prune_filters(cli: &mut Cli, mut filters: Vec<String>) -> Result<Vec<String>> {
+    for f in cli.configs()?.berth.prune_filters() {
+        let Some((key, value)) = f.split_once('=') else {
+            continue;
+        };
+        let conflicting = match key {
+            "label" => format!("label!={value}"),
+            "label!" => format!("label={value}"),
+            _ => String::new(),
+        };
+        if conflicting.is_empty() || !filters.contains(&conflicting) {
+            filters.push(f.clone());
+        }
+    }
+    Ok(filters)
 }
 
 /// An `os[/arch[/variant]]` platform as the JSON object the API takes.
@@ -586,41 +1183,59 @@ fn root_help() -> String {
     let mut out = format!(
         "\nUsage:  {BIN} [OPTIONS] COMMAND\n\nA container engine speaking the Docker Engine API\n\nCommon Commands:\n"
     );
+    let line = |name: &str, verb: Verb| {
+        let (_, text, _, _) = interface(verb);
+        format!("  {name:<11} {}\n", text.lines().next().unwrap_or(""))
+    };
     let common = [
-        ("pull", "Download an image from a registry"),
-        ("push", "Upload an image to a registry"),
-        ("images", "List images"),
-        ("login", "Authenticate to a registry"),
-        ("logout", "Log out from a registry"),
-        ("search", "Search Docker Hub for images"),
-        ("version", "Show the berth version information"),
-        ("info", "Display system-wide information"),
+        ("run", Verb::Run),
+        ("exec", Verb::Exec),
+        ("ps", Verb::Ps),
+        ("pull", Verb::Pull),
+        ("push", Verb::Push),
+        ("images", Verb::Images),
+        ("login", Verb::Login),
+        ("logout", Verb::Logout),
+        ("search", Verb::Search),
+        ("version", Verb::Version),
+        ("info", Verb::Info),
     ];
-    for (name, text) in common {
-        out.push_str(&format!("  {name:<11} {text}\n"));
+    for (name, verb) in common {
+        out.push_str(&line(name, verb));
     }
-    out.push_str("\nManagement Commands:\n  image       Manage images\n  system      Manage berth\n\nCommands:\n");
+    out.push_str("\nManagement Commands:\n  container   Manage containers\n  image       Manage images\n  system      Manage berth\n  volume      Manage volumes\n\nCommands:\n");
     let others = [
-        ("events", "Get real time events from the server"),
-        ("history", "Show the history of an image"),
-        (
-            "import",
-            "Import the contents from a tarball to create a filesystem image",
-        ),
-        ("inspect", "Return low-level information on berth objects"),
-        ("load", "Load an image from a tar archive or STDIN"),
-        ("rmi", "Remove one or more images"),
-        (
-            "save",
-            "Save one or more images to a tar archive (streamed to STDOUT by default)",
-        ),
-        (
-            "tag",
-            "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
-        ),
+        ("attach", Verb::Attach),
+        ("commit", Verb::Commit),
+        ("cp", Verb::Cp),
+        ("create", Verb::Create),
+        ("diff", Verb::Diff),
+        ("events", Verb::Events),
+        ("export", Verb::Export),
+        ("history", Verb::History),
+        ("import", Verb::Import),
+        ("inspect", Verb::Inspect),
+        ("kill", Verb::Kill),
+        ("load", Verb::Load),
+        ("logs", Verb::Logs),
+        ("pause", Verb::Pause),
+        ("port", Verb::Port),
+        ("rename", Verb::Rename),
+        ("restart", Verb::Restart),
+        ("rm", Verb::Rm),
+        ("rmi", Verb::Remove),
+        ("save", Verb::Save),
+        ("start", Verb::Start),
+        ("stats", Verb::Stats),
+        ("stop", Verb::Stop),
+        ("tag", Verb::Tag),
+        ("top", Verb::Top),
+        ("unpause", Verb::Unpause),
+        ("update", Verb::Update),
+        ("wait", Verb::Wait),
     ];
-    for (name, text) in others {
-        out.push_str(&format!("  {name:<11} {text}\n"));
+    for (name, verb) in others {
+        out.push_str(&line(name, verb));
     }
     out.push_str(&format!(
         "\nGlobal Options:\n      --config string      Location of client config files (default \"~/.berth\")\n  -D, --debug              Enable debug mode\n  -H, --host string        Daemon socket to connect to\n  -l, --log-level string   Set the logging level (\"debug\"|\"info\"|\"warn\"|\"error\"|\"fatal\") (default \"info\")\n  -v, --version            Print version information and quit\n\nRun '{BIN} COMMAND --help' for more information on a command.\n"
@@ -670,7 +1285,12 @@ mod tests {
 
     #[test]
     fn every_group_member_has_an_interface() {
-        for (name, _, verb) in IMAGE_GROUP.iter().chain(SYSTEM_GROUP) {
+        for (name, _, verb) in IMAGE_GROUP
+            .iter()
+            .chain(SYSTEM_GROUP)
+            .chain(CONTAINER_GROUP)
+            .chain(VOLUME_GROUP)
+        {
             let cmd = command(name, *verb);
             assert!(!cmd.short.is_empty());
         }

@@ -1198,6 +1198,72 @@ fn event_line(event: &Json) -> String {
     out
 }
 
+/// `system check [--repair]`: berthd's store check. Lists each problem; exits 1 when one
+/// is left unrepaired.
+pub async fn check(cli: &mut Cli, p: &Parsed) -> Result<()> {
+    let query = if p.bool("repair") {
+        Query::new().add("repair", "1")
+    } else {
+        Query::new()
+    };
+    let response = cli
+        .client()
+        .request(
+            hyper::Method::POST,
+            "/system/check",
+            &query,
+            &[],
+            crate::client::empty(),
+        )
+        .await?;
+    let bytes = crate::client::read_body(response).await?;
+    if p.string("format") == "json" {
+        println!("{}", String::from_utf8_lossy(&bytes).trim_end());
+        return Ok(());
+    }
+    let report = Json::parse(&bytes).map_err(|source| Error::Decode {
+        operation: "check report",
+        source,
+    })?;
+    let int = |k: &str| report.get(k).map_or(0, Json::int);
+    let mut line = format!(
+        "Checked {} blobs, {} layers, {} images",
+        int("blobs"),
+        int("layers"),
+        int("images")
+    );
+    if int("partial_downloads") > 0 {
+        line.push_str(&format!(
+            " ({} partial downloads kept for resuming)",
+            int("partial_downloads")
+        ));
+    }
+    println!("{line}");
+    let problems = report.get("problems").map(Json::items).unwrap_or(&[]);
+    let mut unrepaired = 0;
+    for problem in problems {
+        let what = problem.get("what").map_or("", Json::str);
+        let repaired = problem.get("repaired").is_some_and(Json::bool);
+        unrepaired += usize::from(!repaired);
+        println!(
+            "{} {what}",
+            if repaired { "repaired:" } else { "problem: " }
+        );
+    }
+    if problems.is_empty() {
+        println!("No problems found");
+    }
+    if int("reclaimed") > 0 {
+        println!("Reclaimed {}", human_size(int("reclaimed") as f64));
+    }
+    if unrepaired > 0 {
+        return Err(Error::Stream(format!(
+            "{unrepaired} problem(s) left: run `berth system check --repair`"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1297,41 +1363,4 @@ mod tests {
         assert!(out.contains(" Insecure Registries:\n  127.0.0.0/8\n"));
         assert!(out.ends_with(" Live Restore Enabled: false\n\n"));
     }
-}
-
-/// `system check [--repair]`: berthd's store check. Lists each problem; exits 1 when one
-/// is left unrepaired.
-pub async fn check(cli: &mut Cli, p: &Parsed) -> Result<()> {
-    let query = if p.bool("repair") { Query::new().add("repair", "1") } else { Query::new() };
-    let response = cli.client().request(hyper::Method::POST, "/system/check", &query, &[], crate::client::empty()).await?;
-    let bytes = crate::client::read_body(response).await?;
-    if p.string("format") == "json" {
-        println!("{}", String::from_utf8_lossy(&bytes).trim_end());
-        return Ok(());
-    }
-    let report = Json::parse(&bytes).map_err(|source| Error::Decode { operation: "check report", source })?;
-    let int = |k: &str| report.get(k).map_or(0, Json::int);
-    let mut line = format!("Checked {} blobs, {} layers, {} images", int("blobs"), int("layers"), int("images"));
-    if int("partial_downloads") > 0 {
-        line.push_str(&format!(" ({} partial downloads kept for resuming)", int("partial_downloads")));
-    }
-    println!("{line}");
-    let problems = report.get("problems").map(Json::items).unwrap_or(&[]);
-    let mut unrepaired = 0;
-    for problem in problems {
-        let what = problem.get("what").map_or("", Json::str);
-        let repaired = problem.get("repaired").is_some_and(Json::bool);
-        unrepaired += usize::from(!repaired);
-        println!("{} {what}", if repaired { "repaired:" } else { "problem: " });
-    }
-    if problems.is_empty() {
-        println!("No problems found");
-    }
-    if int("reclaimed") > 0 {
-        println!("Reclaimed {}", human_size(int("reclaimed") as f64));
-    }
-    if unrepaired > 0 {
-        return Err(Error::Stream(format!("{unrepaired} problem(s) left: run `berth system check --repair`")));
-    }
-    Ok(())
 }

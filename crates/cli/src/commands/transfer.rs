@@ -174,11 +174,13 @@ pub async fn push(cli: &mut Cli, p: &Parsed) -> Result<()> {
 /// Checks the `-o` target as docker's atomic writer does: an existing path must be a
 /// regular file, and its directory must exist.
 fn check_output_path(path: &Path) -> Result<()> {
-    let refuse = |what: &str| {
-        Error::InvalidArgument(format!(
-            "failed to save image: cannot write to a {what} file"
-        ))
-    };
+    check_output_path_for(path, "failed to save image")
+}
+
+/// `check_output_path` with the error prefix of another command.
+pub fn check_output_path_for(path: &Path, prefix: &str) -> Result<()> {
+    let refuse =
+        |what: &str| Error::InvalidArgument(format!("{prefix}: cannot write to a {what} file"));
     if let Ok(meta) = std::fs::metadata(path) {
         let kind = meta.file_type();
         if kind.is_dir() {
@@ -203,7 +205,7 @@ fn check_output_path(path: &Path) -> Result<()> {
     };
     if !dir.is_dir() {
         return Err(Error::InvalidArgument(format!(
-            "failed to save image: invalid output path: stat {}: no such file or directory",
+            "{prefix}: invalid output path: stat {}: no such file or directory",
             dir.display()
         )));
     }
@@ -211,14 +213,30 @@ fn check_output_path(path: &Path) -> Result<()> {
 }
 
 /// A file written under a temporary name and renamed into place only on success.
-struct PendingFile {
+pub struct PendingFile {
     temp: PathBuf,
     target: PathBuf,
     file: Option<File>,
+    /// Operation names in errors: creating, writing.
+    operations: (&'static str, &'static str),
 }
+
+/// Operation names of `save -o`.
+const SAVE_OPERATIONS: (&str, &str) = (
+    "failed to save image: creating",
+    "failed to save image: writing",
+);
 
 impl PendingFile {
     fn create(target: &Path) -> Result<PendingFile> {
+        PendingFile::create_for(target, SAVE_OPERATIONS)
+    }
+
+    /// A pending file whose errors name `operations` (creating, writing).
+    pub fn create_for(
+        target: &Path,
+        operations: (&'static str, &'static str),
+    ) -> Result<PendingFile> {
         use std::os::unix::fs::OpenOptionsExt;
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -235,7 +253,7 @@ impl PendingFile {
             .mode(0o600)
             .open(&temp)
             .map_err(|source| Error::File {
-                operation: "failed to save image: creating",
+                operation: operations.0,
                 path: temp.clone(),
                 source,
             })?;
@@ -243,13 +261,15 @@ impl PendingFile {
             temp,
             target: target.to_path_buf(),
             file: Some(file),
+            operations,
         })
     }
 
-    fn write(&mut self, data: &[u8]) -> Result<()> {
+    /// Appends data.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
         match self.file.as_mut() {
             Some(file) => file.write_all(data).map_err(|source| Error::File {
-                operation: "failed to save image: writing",
+                operation: self.operations.1,
                 path: self.temp.clone(),
                 source,
             }),
@@ -257,7 +277,8 @@ impl PendingFile {
         }
     }
 
-    fn commit(mut self) -> Result<()> {
+    /// Syncs the data and renames the file into place.
+    pub fn commit(mut self) -> Result<()> {
         let result = match self.file.as_ref() {
             Some(file) => file
                 .sync_all()
@@ -271,7 +292,7 @@ impl PendingFile {
                 Ok(())
             }
             Err(source) => Err(Error::File {
-                operation: "failed to save image: writing",
+                operation: self.operations.1,
                 path: self.target.clone(),
                 source,
             }),

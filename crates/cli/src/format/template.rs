@@ -94,6 +94,22 @@ impl Data {
         }
     }
 
+    /// A row of template values whose `json` encoding is `json` (for rows with fields
+    /// that are not strings, such as a nil `Platform`).
+    pub fn from_values(fields: Vec<(&str, Value)>, json: String) -> Data {
+        let map: HashMap<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let value = Value::Object(map);
+        Data {
+            json_forms: Rc::new(vec![(value.clone(), json)]),
+            print_forms: Rc::new(Vec::new()),
+            zero_for_missing: false,
+            value,
+        }
+    }
+
     /// Table headers: a map from field name to column title.
     pub fn header(columns: &[(&str, &str)]) -> Data {
         let map: HashMap<String, Value> = columns

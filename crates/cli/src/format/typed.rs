@@ -28,6 +28,8 @@ pub enum Ty {
     Set,
     /// `*int`.
     IntPtr,
+    /// `*bool`.
+    BoolPtr,
     /// Anything else, kept as the daemon sent it.
     Raw,
     Struct(&'static [Field]),
@@ -193,6 +195,213 @@ pub const IMAGE_INSPECT: &[Field] = &[
     f("Metadata", Ty::Struct(&[o("LastTagTime", Ty::Time)])),
     o("Descriptor", Ty::Ptr(DESCRIPTOR)),
     o("Manifests", Ty::Raw),
+];
+
+const MOUNT_POINT: &[Field] = &[
+    o("Type", Ty::Str),
+    o("Name", Ty::Str),
+    f("Source", Ty::Str),
+    f("Destination", Ty::Str),
+    o("Driver", Ty::Str),
+    f("Mode", Ty::Str),
+    f("RW", Ty::Bool),
+    f("Propagation", Ty::Str),
+];
+
+const HEALTH: &[Field] = &[
+    f("Status", Ty::Str),
+    f("FailingStreak", Ty::Int),
+    f("Log", Ty::Raw),
+];
+
+/// `container.State`.
+const CONTAINER_STATE: &[Field] = &[
+    f("Status", Ty::Str),
+    f("Running", Ty::Bool),
+    f("Paused", Ty::Bool),
+    f("Restarting", Ty::Bool),
+    f("OOMKilled", Ty::Bool),
+    f("Dead", Ty::Bool),
+    f("Pid", Ty::Int),
+    f("ExitCode", Ty::Int),
+    f("Error", Ty::Str),
+    f("StartedAt", Ty::Str),
+    f("FinishedAt", Ty::Str),
+    o("Health", Ty::Ptr(HEALTH)),
+];
+
+/// `container.Resources`, embedded in `HostConfig`.
+const RESOURCES: &[Field] = &[
+    named("CPUShares", "CpuShares", Ty::Int, false),
+    f("Memory", Ty::Int),
+    named("NanoCPUs", "NanoCpus", Ty::Int, false),
+    f("CgroupParent", Ty::Str),
+    f("BlkioWeight", Ty::Int),
+    f("BlkioWeightDevice", Ty::Raw),
+    f("BlkioDeviceReadBps", Ty::Raw),
+    f("BlkioDeviceWriteBps", Ty::Raw),
+    f("BlkioDeviceReadIOps", Ty::Raw),
+    f("BlkioDeviceWriteIOps", Ty::Raw),
+    named("CPUPeriod", "CpuPeriod", Ty::Int, false),
+    named("CPUQuota", "CpuQuota", Ty::Int, false),
+    named("CPURealtimePeriod", "CpuRealtimePeriod", Ty::Int, false),
+    named("CPURealtimeRuntime", "CpuRealtimeRuntime", Ty::Int, false),
+    f("CpusetCpus", Ty::Str),
+    f("CpusetMems", Ty::Str),
+    f("Devices", Ty::Raw),
+    f("DeviceCgroupRules", Ty::Strings),
+    f("DeviceRequests", Ty::Raw),
+    o("KernelMemory", Ty::Int),
+    o("KernelMemoryTCP", Ty::Int),
+    f("MemoryReservation", Ty::Int),
+    f("MemorySwap", Ty::Int),
+    f("MemorySwappiness", Ty::IntPtr),
+    f("OomKillDisable", Ty::BoolPtr),
+    f("PidsLimit", Ty::IntPtr),
+    f("Ulimits", Ty::Raw),
+    named("CPUCount", "CpuCount", Ty::Int, false),
+    named("CPUPercent", "CpuPercent", Ty::Int, false),
+    f("IOMaximumIOps", Ty::Int),
+    f("IOMaximumBandwidth", Ty::Int),
+];
+
+/// `container.HostConfig`.
+const HOST_CONFIG: &[Field] = &[
+    f("Binds", Ty::Strings),
+    f("ContainerIDFile", Ty::Str),
+    f(
+        "LogConfig",
+        Ty::Struct(&[f("Type", Ty::Str), f("Config", Ty::StrMap)]),
+    ),
+    f("NetworkMode", Ty::Str),
+    f("PortBindings", Ty::Raw),
+    f(
+        "RestartPolicy",
+        Ty::Struct(&[f("Name", Ty::Str), f("MaximumRetryCount", Ty::Int)]),
+    ),
+    f("AutoRemove", Ty::Bool),
+    f("VolumeDriver", Ty::Str),
+    f("VolumesFrom", Ty::Strings),
+    f("ConsoleSize", Ty::Raw),
+    o("Annotations", Ty::StrMap),
+    f("CapAdd", Ty::Strings),
+    f("CapDrop", Ty::Strings),
+    f("CgroupnsMode", Ty::Str),
+    named("DNS", "Dns", Ty::Strings, false),
+    named("DNSOptions", "DnsOptions", Ty::Strings, false),
+    named("DNSSearch", "DnsSearch", Ty::Strings, false),
+    f("ExtraHosts", Ty::Strings),
+    f("GroupAdd", Ty::Strings),
+    f("IpcMode", Ty::Str),
+    f("Cgroup", Ty::Str),
+    f("Links", Ty::Strings),
+    f("OomScoreAdj", Ty::Int),
+    f("PidMode", Ty::Str),
+    f("Privileged", Ty::Bool),
+    f("PublishAllPorts", Ty::Bool),
+    f("ReadonlyRootfs", Ty::Bool),
+    f("SecurityOpt", Ty::Strings),
+    o("StorageOpt", Ty::StrMap),
+    o("Tmpfs", Ty::StrMap),
+    f("UTSMode", Ty::Str),
+    f("UsernsMode", Ty::Str),
+    f("ShmSize", Ty::Int),
+    o("Sysctls", Ty::StrMap),
+    o("Runtime", Ty::Str),
+    f("Isolation", Ty::Str),
+    named("Resources", "", Ty::Embed(RESOURCES), false),
+    o("Mounts", Ty::Raw),
+    f("MaskedPaths", Ty::Strings),
+    f("ReadonlyPaths", Ty::Strings),
+    o("Init", Ty::BoolPtr),
+];
+
+/// `container.NetworkSettings` (base and default settings embedded).
+const NETWORK_SETTINGS: &[Field] = &[
+    named(
+        "NetworkSettingsBase",
+        "",
+        Ty::Embed(&[
+            f("Bridge", Ty::Str),
+            f("SandboxID", Ty::Str),
+            f("SandboxKey", Ty::Str),
+            f("Ports", Ty::Raw),
+            f("HairpinMode", Ty::Bool),
+            f("LinkLocalIPv6Address", Ty::Str),
+            f("LinkLocalIPv6PrefixLen", Ty::Int),
+            f("SecondaryIPAddresses", Ty::Raw),
+            f("SecondaryIPv6Addresses", Ty::Raw),
+        ]),
+        false,
+    ),
+    named(
+        "DefaultNetworkSettings",
+        "",
+        Ty::Embed(&[
+            f("EndpointID", Ty::Str),
+            f("Gateway", Ty::Str),
+            f("GlobalIPv6Address", Ty::Str),
+            f("GlobalIPv6PrefixLen", Ty::Int),
+            f("IPAddress", Ty::Str),
+            f("IPPrefixLen", Ty::Int),
+            f("IPv6Gateway", Ty::Str),
+            f("MacAddress", Ty::Str),
+        ]),
+        false,
+    ),
+    f("Networks", Ty::Raw),
+];
+
+/// `container.ContainerJSONBase`, embedded in the inspect response.
+const CONTAINER_BASE: &[Field] = &[
+    named("ID", "Id", Ty::Str, false),
+    f("Created", Ty::Str),
+    f("Path", Ty::Str),
+    f("Args", Ty::Strings),
+    f("State", Ty::Ptr(CONTAINER_STATE)),
+    f("Image", Ty::Str),
+    f("ResolvConfPath", Ty::Str),
+    f("HostnamePath", Ty::Str),
+    f("HostsPath", Ty::Str),
+    f("LogPath", Ty::Str),
+    f("Name", Ty::Str),
+    f("RestartCount", Ty::Int),
+    f("Driver", Ty::Str),
+    f("Platform", Ty::Str),
+    f("MountLabel", Ty::Str),
+    f("ProcessLabel", Ty::Str),
+    f("AppArmorProfile", Ty::Str),
+    f("ExecIDs", Ty::Strings),
+    f("HostConfig", Ty::Ptr(HOST_CONFIG)),
+    f(
+        "GraphDriver",
+        Ty::Struct(&[f("Data", Ty::StrMap), f("Name", Ty::Str)]),
+    ),
+    o("SizeRw", Ty::IntPtr),
+    o("SizeRootFs", Ty::IntPtr),
+];
+
+/// `container.InspectResponse`.
+pub const CONTAINER_INSPECT: &[Field] = &[
+    named("ContainerJSONBase", "", Ty::Embed(CONTAINER_BASE), false),
+    f("Mounts", Ty::Structs(MOUNT_POINT)),
+    f("Config", Ty::Ptr(CONTAINER_CONFIG)),
+    f("NetworkSettings", Ty::Ptr(NETWORK_SETTINGS)),
+    o("ImageManifestDescriptor", Ty::Ptr(DESCRIPTOR)),
+];
+
+/// `volume.Volume`.
+pub const VOLUME: &[Field] = &[
+    o("ClusterVolume", Ty::Raw),
+    o("CreatedAt", Ty::Str),
+    f("Driver", Ty::Str),
+    f("Labels", Ty::StrMap),
+    f("Mountpoint", Ty::Str),
+    f("Name", Ty::Str),
+    f("Options", Ty::StrMap),
+    f("Scope", Ty::Str),
+    o("Status", Ty::Raw),
+    o("UsageData", Ty::Raw),
 ];
 
 /// `events.Message`.
@@ -422,6 +631,11 @@ fn decode(json: Option<&Json>, ty: Ty) -> GoValue {
         })),
         Ty::IntPtr => match json {
             Some(Json::Number(n)) => GoValue::Number(n.clone()),
+            _ => GoValue::Nil,
+        },
+        // A pointer is only empty when nil, so a set `false` stays (kept as raw JSON).
+        Ty::BoolPtr => match json {
+            Some(b @ Json::Bool(_)) => GoValue::Raw(b.clone()),
             _ => GoValue::Nil,
         },
         Ty::Raw => GoValue::Raw(json.cloned().unwrap_or(Json::Null)),

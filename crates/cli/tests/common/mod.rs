@@ -399,6 +399,9 @@ pub struct TestEnv {
     pub docker_config: PathBuf,
     /// Images to remove when the test ends (on a shared daemon they would stay).
     images: std::cell::RefCell<Vec<String>>,
+    /// Containers and volumes to remove when the test ends.
+    containers: std::cell::RefCell<Vec<String>>,
+    volumes: std::cell::RefCell<Vec<String>>,
     pub daemon: Daemon,
 }
 
@@ -422,6 +425,8 @@ impl TestEnv {
             berth_config,
             docker_config,
             images: std::cell::RefCell::new(Vec::new()),
+            containers: std::cell::RefCell::new(Vec::new()),
+            volumes: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -524,6 +529,12 @@ impl TestEnv {
     /// Runs `berth ARGS` on a pseudo-terminal (util-linux `script`), typing each of
     /// `typed` after a pause; `None` when `script` is not installed.
     pub fn berth_on_terminal(&self, args: &[&str], typed: &[&str]) -> Option<Run> {
+        let paced: Vec<(&str, u64)> = typed.iter().map(|t| (*t, 700)).collect();
+        self.berth_on_terminal_paced(args, &paced)
+    }
+
+    /// Like `berth_on_terminal`, each text typed after its own pause in milliseconds.
+    pub fn berth_on_terminal_paced(&self, args: &[&str], typed: &[(&str, u64)]) -> Option<Run> {
         let script = Path::new("/usr/bin/script");
         if !script.exists() {
             eprintln!("skipping terminal check: util-linux `script` is not installed");
@@ -552,10 +563,10 @@ impl TestEnv {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("running script");
         let mut stdin = child.stdin.take().expect("script stdin");
-        let typed: Vec<String> = typed.iter().map(|s| s.to_string()).collect();
+        let typed: Vec<(String, u64)> = typed.iter().map(|(s, d)| (s.to_string(), *d)).collect();
         std::thread::spawn(move || {
-            for text in typed {
-                std::thread::sleep(Duration::from_millis(700));
+            for (text, pause) in typed {
+                std::thread::sleep(Duration::from_millis(pause));
                 let _ = stdin.write_all(text.as_bytes());
                 let _ = stdin.flush();
             }
@@ -639,6 +650,17 @@ impl TestEnv {
         );
     }
 
+    /// Removes the container `name` (forcibly, with its anonymous volumes) when the
+    /// test ends.
+    pub fn track_container(&self, name: &str) {
+        self.containers.borrow_mut().push(name.to_string());
+    }
+
+    /// Removes the volume `name` when the test ends.
+    pub fn track_volume(&self, name: &str) {
+        self.volumes.borrow_mut().push(name.to_string());
+    }
+
     /// Removes `name` (an image reference or ID) when the test ends.
     pub fn track(&self, name: &str) {
         self.images.borrow_mut().push(name.to_string());
@@ -671,6 +693,18 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        let containers = std::mem::take(&mut *self.containers.borrow_mut());
+        if !containers.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(containers.iter().map(String::as_str));
+            let _ = self.docker(&args);
+        }
+        let volumes = std::mem::take(&mut *self.volumes.borrow_mut());
+        if !volumes.is_empty() {
+            let mut args = vec!["volume", "rm", "-f"];
+            args.extend(volumes.iter().map(String::as_str));
+            let _ = self.docker(&args);
+        }
         let names = std::mem::take(&mut *self.images.borrow_mut());
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         self.remove_images(&refs);

@@ -151,6 +151,16 @@ fn unsafe_free_kill(pid: u32, signal: i32) {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Containers outlive berthd: remove them while it runs, then kill what is left.
+        if self.child.is_some() {
+            let ids = stdout(&self.docker(&["ps", "-aq"]));
+            if !ids.trim().is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids.split_whitespace());
+                let _ = self.docker(&args);
+            }
+        }
+        kill_container_leftovers(self.dir.path());
         if let Some(mut child) = self.child.take() {
             unsafe_free_kill(child.id(), libc::SIGTERM);
             for _ in 0..200 {
@@ -168,6 +178,48 @@ impl Drop for Daemon {
         // Layer directories may hold read-only dirs; make them removable.
         let _ = Command::new("chmod").arg("-R").arg("u+rwx").arg(self.dir.path()).output();
     }
+}
+
+/// Kills the containers and shims a test left under `dir` (berthd may be dead) and
+/// unmounts everything mounted there.
+pub fn kill_container_leftovers(dir: &Path) {
+    let containers = dir.join("data/containers");
+    for entry in std::fs::read_dir(&containers).into_iter().flatten().flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("container.json")) else { continue };
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        for key in ["pid", "shim_pid"] {
+            if let Some(pid) = record["state"][key].as_i64().filter(|p| *p > 0) {
+                unsafe_free_kill(pid as u32, libc::SIGKILL);
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.display().to_string();
+    let mut mounts: Vec<&str> = mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&prefix)).collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = Command::new("umount").arg("-l").arg(m).output();
+    }
+}
+
+/// Loads a busybox image (Debian's busybox-static) into the daemon as `name`.
+pub fn load_busybox(daemon: &Daemon, work: &Path, name: &str) {
+    let rootfs = busybox_rootfs(work);
+    let archive = work.join("busybox.tar");
+    ok(run(
+        Command::new(repo_root().join("tests/make-image.py"))
+            .arg(work.join("layout"))
+            .arg("--layer")
+            .arg(&rootfs)
+            .args(["--config-json", r#"{"Cmd":["sh"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}"#])
+            .arg("--docker-archive")
+            .arg(&archive)
+            .arg("--repo-tag")
+            .arg(name),
+        None,
+    ));
+    ok(daemon.docker(&["load", "-q", "-i", &archive.display().to_string()]));
 }
 
 pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {

@@ -153,6 +153,40 @@ async fn lying_manifests_are_refused() {
         format!("GET /v2/broken/manifests/latest on {addr} failed with status 500: unknown: storage backend on fire")
     );
     assert_eq!(liar.server.count("GET", "/v2/broken/"), 2, "one retry");
+
+    // HEAD answers are held to the same rules as far as headers go: a HEAD cannot check
+    // the digest of a body it does not get.
+    let head = client
+        .head_manifest(&reference(&format!("{addr}/lie:tagged")), None)
+        .await
+        .expect("head");
+    assert_eq!(head.digest, liar.claimed);
+    assert_eq!(head.media_type, media_type::OCI_MANIFEST);
+    assert_eq!(head.size, manifest_json("tagged").len() as u64);
+    let e = client
+        .head_manifest(&reference(&format!("{addr}/odd")), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("registry {addr} sent a bad response to HEAD /v2/odd/manifests/latest: no Docker-Content-Digest header")
+    );
+    let e = client
+        .head_manifest(&reference(&format!("{addr}/html")), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("registry {addr} sent a bad response to HEAD /v2/html/manifests/latest: an HTML page instead of a manifest")
+    );
+    let e = client
+        .head_manifest(&reference(&format!("{addr}/broken")), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("HEAD /v2/broken/manifests/latest on {addr} failed with status 500: 500 Internal Server Error")
+    );
 }
 
 #[tokio::test]

@@ -445,3 +445,78 @@ async fn zstd_layers_and_docker_archives_from_the_fixture() {
         resolved.manifest.config.size as usize
     );
 }
+
+/// The reference registry's "response completed" log lines for `method uri`.
+fn logged_requests(reg: &Registry, method: &str, uri: &str) -> usize {
+    reg.log()
+        .lines()
+        .filter(|l| l.contains("response completed"))
+        .filter(|l| l.contains(&format!("http.request.method={method} ")))
+        .filter(|l| l.contains(&format!("http.request.uri={uri} ")))
+        .count()
+}
+
+#[tokio::test]
+async fn head_manifest_tells_digest_type_and_size_without_a_get() {
+    let reg = Registry::start();
+    let layer = layer_dir(&[("etc/head", "head")], 0);
+    let layout = make_image(&["--layer", &layer.path().display().to_string()]);
+    layout.push(&reg.addr, "head:oci", &[]);
+    layout.push(&reg.addr, "head:docker", &["--format", "v2s2"]);
+    let client = client();
+
+    let oci = client
+        .head_manifest(&reference(&format!("{}/head:oci", reg.addr)), None)
+        .await
+        .expect("head by tag");
+    assert_eq!(oci.digest, layout.digest);
+    assert_eq!(oci.media_type, media_type::OCI_MANIFEST);
+    assert_eq!(oci.size, layout.blob(&layout.digest).len() as u64);
+
+    // The same as what a GET returns, for the docker media type too; by digest as well.
+    let r = reference(&format!("{}/head:docker", reg.addr));
+    let head = client.head_manifest(&r, None).await.expect("head docker");
+    let raw = client.get_manifest(&r, None).await.expect("get docker");
+    assert_eq!(head.digest, raw.digest);
+    assert_eq!(head.media_type, media_type::DOCKER_MANIFEST);
+    assert_eq!(head.size, raw.bytes.len() as u64);
+    let by_digest = reference(&format!("{}/head@{}", reg.addr, raw.digest));
+    assert_eq!(
+        client
+            .head_manifest(&by_digest, None)
+            .await
+            .expect("head by digest"),
+        head
+    );
+
+    // Only HEADs reached the registry for the OCI tag: no body was fetched.
+    assert_eq!(
+        logged_requests(&reg, "HEAD", "/v2/head/manifests/oci"),
+        1,
+        "{}",
+        reg.log()
+    );
+    assert_eq!(
+        logged_requests(&reg, "GET", "/v2/head/manifests/oci"),
+        0,
+        "{}",
+        reg.log()
+    );
+
+    // Missing tags and repositories are not found, as with GET.
+    let e = client
+        .head_manifest(&reference(&format!("{}/head:nope", reg.addr)), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("manifest for {}/head:nope not found", reg.addr)),
+        "{e}"
+    );
+    let e = client
+        .head_manifest(&reference(&format!("{}/nothing:here", reg.addr)), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use berth_distribution::manifest::Platform;
 use berth_distribution::reference::Reference;
 use berth_store::digest::Hasher;
-use berth_store::{ImageRecord, LayerBlob, LayerRecord};
+use berth_store::{Digest, ImageRecord, LayerBlob, LayerRecord};
 use serde_json::{json, Map, Value};
 
 use super::archive::{NewBlob, Touched, MEDIA_LAYER_GZIP};
@@ -660,6 +660,129 @@ impl Images {
             self.events.publish("image", "tag", &image_id, BTreeMap::from([("name".to_string(), reference.familiar_string())]));
         }
         self.events.publish("image", "import", &image_id, BTreeMap::from([("name".to_string(), image_id.clone())]));
+        Ok(image_id)
+    }
+}
+
+/// The diff id of a layer without changes: an empty tar (two zero blocks).
+pub const EMPTY_LAYER_DIFF_ID: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+impl Images {
+    /// Makes an image from `parent` plus one layer, as `docker commit` does: `layer` is a plain
+    /// layer tar (read once: hashed for the diff id, gzipped into the blob push sends, and
+    /// unpacked); `make_config(diff_id, empty)` returns the new image's config, where `empty`
+    /// says the layer changes nothing (then no layer is added, as docker does). The image is
+    /// tagged `reference` in the same transaction. Returns the image id. Blocking.
+    pub fn create_child_image(
+        &self,
+        parent: &ImageRecord,
+        layer: impl Read,
+        make_config: impl FnOnce(&str, bool) -> Result<Vec<u8>>,
+        reference: Option<&Reference>,
+    ) -> Result<String> {
+        let mut touched = Touched::new(self);
+        let result = self.create_child_blocking(parent, layer, make_config, reference, &mut touched);
+        touched.finish();
+        result
+    }
+
+    fn create_child_blocking(
+        &self,
+        parent: &ImageRecord,
+        layer: impl Read,
+        make_config: impl FnOnce(&str, bool) -> Result<Vec<u8>>,
+        reference: Option<&Reference>,
+        touched: &mut Touched<'_>,
+    ) -> Result<String> {
+        let tmp = self.tmp_dir()?;
+        let mut blob = NewBlob::create(&self.tmp_root)?;
+        let (diff_id, size) = {
+            let mut gzip = berth_snapshot::gzip_writer(&mut blob);
+            let mut tee = Tee { inner: layer, hasher: Hasher::sha256(), copy: &mut gzip, error: None };
+            let applied = berth_snapshot::apply_layer(tmp.path(), &mut tee);
+            if let Some(e) = tee.error.take() {
+                return Err(Error::io("write compressed layer", tmp.path())(e));
+            }
+            let stats = applied?;
+            io::copy(&mut tee, &mut io::sink()).map_err(Error::io("read", "layer"))?;
+            let diff_id = tee.hasher.finish();
+            gzip.finish().map_err(Error::io("write compressed layer", tmp.path()))?;
+            (diff_id.to_string(), stats.size)
+        };
+        let empty = diff_id == EMPTY_LAYER_DIFF_ID;
+        let config = make_config(&diff_id, empty)?;
+        let image_id = touched.put(&config)?.to_string();
+        let mut chains = parent.layers.clone();
+        let mut new_layer = None;
+        if !empty {
+            let (blob_digest, blob_size) = blob.commit(touched)?;
+            let chain = match chains.last() {
+                None => diff_id.clone(),
+                Some(top) => Digest::sha256_of(format!("{top} {diff_id}").as_bytes()).to_string(),
+            };
+            chains.push(chain.clone());
+            new_layer = Some((chain, blob_digest, blob_size));
+        }
+        let _lease = self.lease(chains.clone());
+        if let Some((chain, _, _)) = &new_layer {
+            // Durable before visible: sync, rename, then one transaction.
+            let lock = self.layer_lock(chain);
+            let _guard = lock.blocking_lock();
+            let dest = self.layers_root.join(hex_of(chain));
+            if self.meta.read()?.layer(chain)?.is_none() && !dest.exists() {
+                berth_snapshot::sync_filesystem(tmp.path())?;
+                let path = tmp.keep();
+                std::fs::rename(&path, &dest).map_err(Error::io("rename into", &dest))?;
+                std::fs::File::open(&self.layers_root)
+                    .and_then(|d| d.sync_all())
+                    .map_err(Error::io("fsync", &self.layers_root))?;
+            }
+        }
+        let tx = self.meta.write()?;
+        let existing = tx.image(&image_id)?;
+        let mut total = 0;
+        for (i, chain) in chains.iter().enumerate() {
+            let mut record = match (tx.layer(chain)?, &new_layer) {
+                (Some(record), _) => record,
+                (None, Some((new_chain, _, _))) if new_chain == chain => LayerRecord {
+                    chain_id: chain.clone(),
+                    diff_id: diff_id.clone(),
+                    parent: (i > 0).then(|| chains[i - 1].clone()),
+                    dir: hex_of(chain).to_string(),
+                    size,
+                    blobs: Vec::new(),
+                    refs: 0,
+                },
+                (None, _) => return Err(Error::Internal(format!("image {} lacks layer {chain}", parent.id))),
+            };
+            if let Some((new_chain, digest, blob_size)) = &new_layer {
+                if new_chain == chain && !record.blobs.iter().any(|b| b.digest == digest.as_str()) {
+                    record.blobs.push(LayerBlob { digest: digest.to_string(), size: *blob_size, media_type: MEDIA_LAYER_GZIP.to_string(), sources: Vec::new() });
+                }
+            }
+            if existing.is_none() {
+                record.refs += 1;
+            }
+            total += record.size;
+            tx.put_layer(&record)?;
+        }
+        let mut record = existing.unwrap_or(ImageRecord {
+            id: image_id.clone(),
+            layers: chains,
+            size: total,
+            added: now_unix(),
+            last_tag_time: None,
+            manifests: Default::default(),
+        });
+        if let Some(reference) = reference {
+            tx.set_tag(&reference.to_string(), &image_id)?;
+            record.last_tag_time = Some(now_nanos());
+        }
+        tx.put_image(&record)?;
+        tx.commit()?;
+        if let Some(reference) = reference {
+            self.events.publish("image", "tag", &image_id, BTreeMap::from([("name".to_string(), reference.familiar_string())]));
+        }
         Ok(image_id)
     }
 }

@@ -44,7 +44,12 @@ pub struct Images {
     layer_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Layers and blobs that running operations hold; garbage collection leaves them alone.
     leases: Mutex<HashMap<String, usize>>,
+    /// Which container (and whether it runs) uses an image: such an image stays.
+    in_use: std::sync::OnceLock<InUse>,
 }
+
+/// Answers which container uses an image id, and whether that container is running.
+pub type InUse = Box<dyn Fn(&str) -> Option<(String, bool)> + Send + Sync>;
 
 /// An image with its names, as listings and inspect show it.
 #[derive(Debug, Clone)]
@@ -126,6 +131,7 @@ impl Images {
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
             layer_locks: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
+            in_use: std::sync::OnceLock::new(),
         };
         images.clean_after_crash()?;
         Ok(images)
@@ -148,6 +154,15 @@ impl Images {
             }
         }
         Ok(())
+    }
+
+    /// Tells the image service which images containers use.
+    pub fn set_in_use(&self, in_use: InUse) {
+        let _ = self.in_use.set(in_use);
+    }
+
+    fn image_user(&self, image_id: &str) -> Option<(String, bool)> {
+        self.in_use.get().and_then(|f| f(image_id))
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -403,13 +418,36 @@ impl Images {
                     }
                 }
                 let remaining = refs.len() - out.len();
-                if remaining > 0 {
+                let user = self.image_user(&image.id);
+                if remaining == 0 {
+                    if let Some((container, _)) = &user {
+                        if !force {
+                            return Err(Error::Conflict(format!(
+                                "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                                &container[..12],
+                                &hex_of(&image.id)[..12]
+                            )));
+                        }
+                    }
+                }
+                if remaining > 0 || user.is_some() {
                     tx.commit()?;
                     self.publish_untags(&image.id, &out);
                     return Ok(out);
                 }
             }
             None => {
+                let user = self.image_user(&image.id);
+                if let Some((container, running)) = &user {
+                    let (how, state) = if *running { ("cannot be forced", "running") } else { ("must be forced", "stopped") };
+                    if *running || !force {
+                        return Err(Error::Conflict(format!(
+                            "conflict: unable to delete {} ({how}) - image is being used by {state} container {}",
+                            &hex_of(&image.id)[..12],
+                            &container[..12]
+                        )));
+                    }
+                }
                 if !force && !is_single_reference(&refs) {
                     return Err(Error::Conflict(format!(
                         "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
@@ -419,6 +457,12 @@ impl Images {
                 for r in &refs {
                     remove_ref(&tx, r)?;
                     out.push(Deleted::Untagged(familiar_of(r)));
+                }
+                if user.is_some() {
+                    // Forced, with a stopped container using it: the names go, the image stays.
+                    tx.commit()?;
+                    self.publish_untags(&image.id, &out);
+                    return Ok(out);
                 }
             }
         }
@@ -505,6 +549,10 @@ impl Images {
         let mut reclaimed = 0;
         for view in self.views()? {
             if !all && !view.repo_tags.is_empty() {
+                continue;
+            }
+            // Images containers use are never pruned.
+            if self.image_user(&view.record.id).is_some() {
                 continue;
             }
             let labels = view.parsed.labels();

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -52,6 +54,14 @@ impl Registry {
         let mut all = vec!["serve", "--addr", "127.0.0.1:0", "--root", &root_arg];
         all.extend_from_slice(args);
         Registry::spawn(root, &all).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A registry with its own temporary root and `toml` as its config file (written
+    /// into `dir`, which the test keeps for files the config names).
+    pub fn start_with_config(dir: &Path, toml: &str) -> Registry {
+        let config = dir.join("registry.toml");
+        std::fs::write(&config, toml).expect("write registry.toml");
+        Registry::start_with(&["--config", &config.to_string_lossy()])
     }
 
     /// Runs `berth-registry ARGS` (storing under `root`) until it prints its address; on
@@ -181,8 +191,11 @@ pub async fn push_blob(reg: &Registry, name: &str, data: &[u8]) -> String {
 
 /// Pushes a manifest; returns the response.
 pub async fn put_manifest(reg: &Registry, name: &str, reference: &str, media_type: &str, body: &[u8]) -> reqwest::Response {
-    client()
-        .put(reg.url(&format!("/v2/{name}/manifests/{reference}")))
+    put_manifest_with(&client(), reg, name, reference, media_type, body).await
+}
+
+pub async fn put_manifest_with(c: &reqwest::Client, reg: &Registry, name: &str, reference: &str, media_type: &str, body: &[u8]) -> reqwest::Response {
+    c.put(reg.url(&format!("/v2/{name}/manifests/{reference}")))
         .header("content-type", media_type)
         .body(body.to_vec())
         .send()
@@ -195,13 +208,32 @@ pub fn descriptor(media_type: &str, data: &[u8]) -> Value {
     json!({ "mediaType": media_type, "digest": sha256(data), "size": data.len() })
 }
 
+/// The config and layer of the small image [`push_image`] pushes for `seed`.
+pub fn image_parts(seed: &str) -> (Vec<u8>, Vec<u8>) {
+    let config = json!({ "architecture": "amd64", "os": "linux", "seed": seed }).to_string().into_bytes();
+    (config, format!("layer of {seed}").into_bytes())
+}
+
 /// Pushes a small image (config + one layer) and its manifest under `tag`; returns the
 /// manifest bytes.
 pub async fn push_image(reg: &Registry, name: &str, tag: &str, seed: &str) -> Vec<u8> {
-    let config = json!({ "architecture": "amd64", "os": "linux", "seed": seed }).to_string().into_bytes();
-    let layer = format!("layer of {seed}").into_bytes();
-    push_blob(reg, name, &config).await;
-    push_blob(reg, name, &layer).await;
+    try_push_image(&client(), reg, name, tag, seed).await.unwrap_or_else(|(s, b)| panic!("push {name}:{tag}: {s} {b}"))
+}
+
+/// Pushes a small image with `c`; on the first refused request, its status and body.
+pub async fn try_push_image(c: &reqwest::Client, reg: &Registry, name: &str, tag: &str, seed: &str) -> Result<Vec<u8>, (StatusCode, String)> {
+    let (config, layer) = image_parts(seed);
+    for blob in [&config, &layer] {
+        let r = c
+            .post(reg.url(&format!("/v2/{name}/blobs/uploads/?digest={}", sha256(blob))))
+            .body(blob.to_vec())
+            .send()
+            .await
+            .expect("POST blob");
+        if r.status() != StatusCode::CREATED {
+            return Err((r.status(), r.text().await.unwrap_or_default()));
+        }
+    }
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -210,9 +242,78 @@ pub async fn push_image(reg: &Registry, name: &str, tag: &str, seed: &str) -> Ve
     })
     .to_string()
     .into_bytes();
-    let r = put_manifest(reg, name, tag, OCI_MANIFEST, &manifest).await;
-    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
-    manifest
+    let r = put_manifest_with(c, reg, name, tag, OCI_MANIFEST, &manifest).await;
+    if r.status() != StatusCode::CREATED {
+        return Err((r.status(), r.text().await.unwrap_or_default()));
+    }
+    Ok(manifest)
+}
+
+/// A client sending `Authorization` with every request.
+pub fn client_with_auth(authorization: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, authorization.parse().expect("header value"));
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}
+
+/// A client with Basic credentials.
+pub fn client_as(user: &str, password: &str) -> reqwest::Client {
+    use base64::Engine as _;
+    client_with_auth(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))))
+}
+
+/// A client with a bearer token.
+pub fn client_bearer(token: &str) -> reqwest::Client {
+    client_with_auth(&format!("Bearer {token}"))
+}
+
+/// The users of access control tests.
+pub const USERS: &[(&str, &str)] = &[("alice", "wonderland"), ("bob", "builder")];
+
+/// `[auth]` with the htpasswd file `dir/htpasswd` and the rules of access control tests:
+/// `library/*` public (alice pushes), `team/*` for every user (bob pushes, nobody
+/// deletes), `alice/*` alice's only. `extra` goes into the `[auth]` table.
+pub fn auth_toml(dir: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[auth]
+htpasswd = "{}"
+{extra}
+[[auth.repository]]
+match = "library/*"
+public = true
+push = ["alice"]
+[[auth.repository]]
+match = "team/*"
+pull = ["*"]
+push = ["bob"]
+delete = []
+[[auth.repository]]
+match = "alice/*"
+pull = ["alice"]
+push = ["alice"]
+"#,
+        dir.join("htpasswd").display()
+    )
+}
+
+/// Writes an htpasswd file of bcrypt entries made by `htpasswd -Bbn`; false (the test
+/// skips) when the tool is not installed.
+pub fn write_htpasswd(path: &Path, users: &[(&str, &str)]) -> bool {
+    if !have("htpasswd", "apache2-utils") {
+        return false;
+    }
+    let mut text = String::new();
+    for (user, password) in users {
+        text.push_str(run(Command::new("htpasswd").args(["-Bbn", user, password])).trim());
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write htpasswd");
+    true
 }
 
 /// Whether a program is on PATH; prints why a test is skipped when it is not.

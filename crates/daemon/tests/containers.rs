@@ -1,0 +1,173 @@
+//! The real docker CLI running containers on berthd: run (foreground, detached, stdin,
+//! terminal), the lifecycle commands, exec, logs, volumes, restart policies, errors, and
+//! containers outliving a crash of berthd.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn setup() -> Option<(Daemon, tempfile::TempDir)> {
+    if !have(&["docker"]) {
+        return None;
+    }
+    let work = tempfile::Builder::new().prefix("containers-").tempdir_in("/var/tmp").unwrap();
+    let daemon = Daemon::start(&[]);
+    load_busybox(&daemon, work.path(), "busybox:latest");
+    Some((daemon, work))
+}
+
+fn inspect(daemon: &Daemon, id: &str, format: &str) -> String {
+    ok(daemon.docker(&["inspect", "-f", format, id])).trim().to_string()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn run_foreground_output_exit_code_and_rm() {
+    let Some((daemon, _work)) = setup() else { return };
+    let out = daemon.docker(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "out\n");
+    assert_eq!(stderr(&out), "err\n");
+    assert_eq!(ok(daemon.docker(&["ps", "-aq"])).trim(), "", "--rm removed the container");
+
+    // Environment, working directory, user and hostname as docker sets them.
+    let out = ok(daemon.docker(&["run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "65534:65534", "--hostname", "box", "busybox", "sh", "-c", "echo $A $(pwd) $(id -u):$(id -g) $(hostname)"]));
+    assert_eq!(out.trim(), "1 /tmp 65534:65534 box");
+
+    // stdin through -i.
+    let out = run(Command::new(docker_cli()).env("DOCKER_CONFIG", daemon.dir.path().join("docker-config")).args(["-H", &daemon.host(), "run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z"]), Some(b"hello\n"));
+    assert_eq!(ok(out), "HELLO\n");
+}
+
+#[test]
+fn detached_lifecycle_logs_exec() {
+    let Some((daemon, _work)) = setup() else { return };
+    let id = ok(daemon.docker(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"])).trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(inspect(&daemon, "web", "{{.State.Status}} {{.State.Running}} {{.Name}}"), "running true /web");
+    let ps = ok(daemon.docker(&["ps", "--format", "{{.Names}} {{.Image}} {{.Status}}"]));
+    assert!(ps.starts_with("web busybox Up"), "{ps}");
+    wait_for("the first log line", || stdout(&daemon.docker(&["logs", "web"])) == "started\n");
+
+    let out = ok(daemon.docker(&["exec", "-e", "X=2", "-w", "/etc", "web", "sh", "-c", "echo $X $(pwd)"]));
+    assert_eq!(out.trim(), "2 /etc");
+    let failed = daemon.docker(&["exec", "web", "sh", "-c", "exit 4"]);
+    assert_eq!(failed.status.code(), Some(4));
+    let missing = daemon.docker(&["exec", "web", "/no/such"]);
+    assert_eq!(missing.status.code(), Some(126), "{}", stderr(&missing));
+    assert!(stdout(&missing).contains("no such file or directory"), "{}", stdout(&missing));
+
+    ok(daemon.docker(&["pause", "web"]));
+    assert_eq!(inspect(&daemon, "web", "{{.State.Status}}"), "paused");
+    ok(daemon.docker(&["unpause", "web"]));
+    assert_eq!(inspect(&daemon, "web", "{{.State.Status}}"), "running");
+
+    ok(daemon.docker(&["stop", "web"]));
+    assert_eq!(inspect(&daemon, "web", "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
+    assert_eq!(stdout(&daemon.docker(&["logs", "web"])), "started\nbye\n");
+    assert_eq!(ok(daemon.docker(&["ps", "-q"])).trim(), "");
+    assert_eq!(ok(daemon.docker(&["ps", "-aq", "--no-trunc"])).trim(), id);
+
+    ok(daemon.docker(&["start", "web"]));
+    wait_for("the restart's log line", || stdout(&daemon.docker(&["logs", "web"])).matches("started").count() == 2);
+    ok(daemon.docker(&["rename", "web", "web2"]));
+    let e = fails(daemon.docker(&["rm", "web2"]));
+    assert!(e.contains("You cannot remove a running container"), "{e}");
+    ok(daemon.docker(&["kill", "web2"]));
+    assert_eq!(ok(daemon.docker(&["wait", "web2"])).trim(), "137");
+    ok(daemon.docker(&["rm", "web2"]));
+    let e = fails(daemon.docker(&["inspect", "web2"]));
+    assert!(e.contains("No such object: web2") || e.contains("No such container"), "{e}");
+}
+
+#[test]
+fn terminal_through_a_pty() {
+    let Some((daemon, _work)) = setup() else { return };
+    if !have(&["script"]) {
+        return;
+    }
+    let cmd = format!("{} -H {} run -it --rm busybox sh -c 'stty size; exit 5'", docker_cli(), daemon.host());
+    let out = run(Command::new("script").env("DOCKER_CONFIG", daemon.dir.path().join("docker-config")).env("COLUMNS", "99").env("LINES", "33").args(["-qfec", &cmd, "/dev/null"]), None);
+    assert_eq!(out.status.code(), Some(5), "{}{}", stdout(&out), stderr(&out));
+}
+
+#[test]
+fn errors_are_dockers() {
+    let Some((daemon, _work)) = setup() else { return };
+    // A registry that is not there (no network access from tests).
+    let e = fails(daemon.docker(&["run", "--rm", "127.0.0.1:9/nosuch:1"]));
+    assert!(e.contains("Unable to find image '127.0.0.1:9/nosuch:1' locally"), "{e}");
+    let out = daemon.docker(&["run", "--rm", "busybox", "/no/such/program"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no such file or directory"), "{}", stderr(&out));
+    ok(daemon.docker(&["create", "--name", "taken", "busybox"]));
+    let e = fails(daemon.docker(&["create", "--name", "taken", "busybox"]));
+    assert!(e.contains("is already in use by container"), "{e}");
+    let e = fails(daemon.docker(&["run", "--rm", "-u", "nobody-here", "busybox", "true"]));
+    assert!(e.contains("nobody-here"), "{e}");
+    let e = fails(daemon.docker(&["rmi", "busybox"]));
+    assert!(e.contains("is using its referenced image"), "{e}");
+    let e = fails(daemon.docker(&["start", "nosuch"]));
+    assert!(e.contains("No such container: nosuch"), "{e}");
+    // Nothing half-made: one container (the create above), no leftovers on disk.
+    assert_eq!(ok(daemon.docker(&["ps", "-aq"])).lines().count(), 1);
+    let dirs = std::fs::read_dir(daemon.data_root.join("containers")).unwrap().count();
+    assert_eq!(dirs, 1);
+}
+
+#[test]
+fn volumes_persist_and_copy_up() {
+    let Some((daemon, _work)) = setup() else { return };
+    ok(daemon.docker(&["volume", "create", "data"]));
+    ok(daemon.docker(&["run", "--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f"]));
+    assert_eq!(ok(daemon.docker(&["run", "--rm", "-v", "data:/data:ro", "busybox", "cat", "/data/f"])), "kept\n");
+    let e = fails(daemon.docker(&["run", "--rm", "-v", "data:/data:ro", "busybox", "sh", "-c", "echo x > /data/f"]));
+    assert!(e.contains("Read-only file system"), "{e}");
+    // A new volume mounted over image content starts with that content.
+    assert!(ok(daemon.docker(&["run", "--rm", "-v", "etc:/etc", "busybox", "ls", "/etc"])).contains("passwd"));
+    let list = ok(daemon.docker(&["volume", "ls", "-q"]));
+    assert_eq!(list.split_whitespace().collect::<Vec<_>>(), vec!["data", "etc"]);
+    ok(daemon.docker(&["run", "-d", "--name", "user", "-v", "data:/data", "busybox", "sleep", "100"]));
+    let e = fails(daemon.docker(&["volume", "rm", "data"]));
+    assert!(e.contains("volume is in use"), "{e}");
+    ok(daemon.docker(&["rm", "-f", "user"]));
+    ok(daemon.docker(&["volume", "rm", "data"]));
+}
+
+#[test]
+fn restart_policy_and_crash_of_berthd() {
+    let Some((mut daemon, _work)) = setup() else { return };
+    ok(daemon.docker(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1"]));
+    wait_for("two restarts", || inspect(&daemon, "flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited");
+
+    ok(daemon.docker(&["run", "-d", "--name", "long", "busybox", "sh", "-c", "echo a; sleep 1000"]));
+    ok(daemon.docker(&["run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 2; echo done; exit 6"]));
+    ok(daemon.docker(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"]));
+    ok(daemon.docker(&["pause", "frozen"]));
+    let long_pid = inspect(&daemon, "long", "{{.State.Pid}}");
+    daemon.kill9();
+    // `short` exits while berthd is down.
+    std::thread::sleep(Duration::from_secs(3));
+    daemon.spawn();
+    assert_eq!(inspect(&daemon, "long", "{{.State.Status}} {{.State.Pid}}"), format!("running {long_pid}"));
+    assert_eq!(inspect(&daemon, "short", "{{.State.Status}} {{.State.ExitCode}}"), "exited 6");
+    assert_eq!(stdout(&daemon.docker(&["logs", "short"])), "done\n");
+    assert_eq!(inspect(&daemon, "frozen", "{{.State.Status}}"), "paused");
+    // The reconnected shims still serve everything.
+    assert_eq!(ok(daemon.docker(&["exec", "long", "echo", "hi"])), "hi\n");
+    ok(daemon.docker(&["stop", "-t", "1", "long"]));
+    assert_eq!(inspect(&daemon, "long", "{{.State.Status}}"), "exited");
+}

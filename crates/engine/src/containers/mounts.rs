@@ -1,0 +1,209 @@
+//! A container's mounts resolved to host paths: binds checked, volumes created and
+//! filled from the image on first use, and the list `inspect` shows.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use berth_spec::{MountRequest, MountSource, ResolvedMount};
+use bollard_stubs::models::{MountPoint, MountPointTypeEnum};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+
+use super::{Container, Containers};
+use crate::error::{Error, Result};
+
+impl Containers {
+    /// Resolves every mount request of a starting container; records them for inspect.
+    pub(super) fn resolve_mounts(&self, c: &Container, requests: &[MountRequest]) -> Result<Vec<ResolvedMount>> {
+        let mut resolved = Vec::with_capacity(requests.len());
+        let mut points = Vec::with_capacity(requests.len());
+        for request in requests {
+            match &request.source {
+                MountSource::HostPath(path) => {
+                    if !path.exists() {
+                        if !request.bind_options.create_mountpoint {
+                            return Err(Error::InvalidArgument(format!(
+                                "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                                path.display()
+                            )));
+                        }
+                        std::fs::create_dir_all(path).map_err(Error::io("create", path))?;
+                    }
+                    resolved.push(request.resolve(None).map_err(|e| Error::InvalidArgument(e.to_string()))?);
+                    points.push(MountPoint {
+                        typ: Some(MountPointTypeEnum::BIND),
+                        source: Some(path.display().to_string()),
+                        destination: Some(request.destination.clone()),
+                        mode: Some(if request.read_only { "ro".into() } else { String::new() }),
+                        rw: Some(!request.read_only),
+                        propagation: request.propagation.clone(),
+                        ..Default::default()
+                    });
+                }
+                MountSource::Volume { name, nocopy, driver, .. } => {
+                    let anonymous = name.is_none();
+                    let volume = self.volumes.create(name.as_deref(), driver.as_deref(), Default::default(), Default::default(), anonymous)?;
+                    let data = self.volumes.acquire(&volume.name)?;
+                    if !nocopy {
+                        if let Err(e) = copy_up(&c.rootfs(), &request.destination, &data) {
+                            self.volumes.release(&volume.name);
+                            return Err(e);
+                        }
+                    }
+                    resolved.push(request.resolve(Some(&data)).map_err(|e| Error::InvalidArgument(e.to_string()))?);
+                    points.push(MountPoint {
+                        typ: Some(MountPointTypeEnum::VOLUME),
+                        name: Some(volume.name.clone()),
+                        source: Some(data.display().to_string()),
+                        destination: Some(request.destination.clone()),
+                        driver: Some(volume.driver.clone()),
+                        mode: Some(if request.read_only { "ro".into() } else { "z".into() }),
+                        rw: Some(!request.read_only),
+                        propagation: Some(String::new()),
+                    });
+                }
+                MountSource::Tmpfs { .. } => {
+                    resolved.push(request.resolve(None).map_err(|e| Error::InvalidArgument(e.to_string()))?);
+                    points.push(MountPoint {
+                        typ: Some(MountPointTypeEnum::TMPFS),
+                        source: Some(String::new()),
+                        destination: Some(request.destination.clone()),
+                        mode: Some(String::new()),
+                        rw: Some(!request.read_only),
+                        propagation: Some(String::new()),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        c.update(|r| r.mounts = points)?;
+        Ok(resolved)
+    }
+
+    /// `--pid`, `--ipc`, `--network` of `container:<name>`: the namespaces of that
+    /// container's init, which must be running.
+    pub(super) fn namespace_paths(&self, host: &bollard_stubs::models::HostConfig) -> Result<berth_spec::NamespacePaths> {
+        let path = |mode: Option<&str>, kind: &str| -> Result<Option<std::path::PathBuf>> {
+            let Some(other) = mode.and_then(|m| m.strip_prefix("container:")) else { return Ok(None) };
+            let c = self.get(other)?;
+            let record = c.record();
+            if !record.state.status.is_live() {
+                return Err(Error::Conflict(format!("cannot join namespace of a non running container: container {} is not running", c.id)));
+            }
+            Ok(Some(std::path::PathBuf::from(format!("/proc/{}/ns/{kind}", record.state.pid))))
+        };
+        Ok(berth_spec::NamespacePaths {
+            network: path(host.network_mode.as_deref(), "net")?,
+            ipc: path(host.ipc_mode.as_deref(), "ipc")?,
+            pid: path(host.pid_mode.as_deref(), "pid")?,
+        })
+    }
+
+    /// Lets go of the volumes a stopped container had mounted.
+    pub(super) fn release_volumes(&self, c: &Container) {
+        for m in c.record().mounts {
+            if m.typ == Some(MountPointTypeEnum::VOLUME) {
+                if let Some(name) = m.name {
+                    self.volumes.release(&name);
+                }
+            }
+        }
+    }
+
+    /// Names of the containers that use a volume.
+    pub fn volume_users(&self, volume: &str) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|c| c.record().mounts.iter().any(|m| m.name.as_deref() == Some(volume)))
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// With `rm -v`: the container's anonymous volumes that nothing else uses.
+    pub(super) fn remove_anonymous_volumes(&self, mounts: &[MountPoint], container_id: &str) {
+        for m in mounts {
+            let Some(name) = &m.name else { continue };
+            if !self.volumes.get(name).is_ok_and(|v| v.anonymous) {
+                continue;
+            }
+            let users: Vec<String> = self.volume_users(name).into_iter().filter(|id| id != container_id).collect();
+            if let Err(e) = self.volumes.remove(name, &users) {
+                tracing::debug!("keeping volume {name}: {e}");
+            }
+        }
+    }
+}
+
+/// Fills an empty volume with what the image has at `destination`, as docker does on
+/// first use. The path is resolved inside the rootfs and nothing is followed out of it:
+/// an image cannot make berthd copy host files.
+fn copy_up(rootfs: &Path, destination: &str, volume: &Path) -> Result<()> {
+    let is_empty = std::fs::read_dir(volume).map_err(Error::io("read", volume))?.next().is_none();
+    if !is_empty {
+        return Ok(());
+    }
+    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io("open", rootfs)(e.into()))?;
+    let relative = destination.trim_start_matches('/');
+    let source = match rustix::fs::openat2(
+        &root,
+        relative,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        // Nothing there (or not a directory): nothing to copy.
+        Err(_) => return Ok(()),
+    };
+    let target = rustix::fs::open(volume, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io("open", volume)(e.into()))?;
+    copy_dir(&source, &target).map_err(|e| Error::io("copy image content into volume", volume)(e.into()))?;
+    // The volume's root takes the directory's owner and mode.
+    let st = rustix::fs::fstat(&source).map_err(|e| Error::io("stat", destination)(e.into()))?;
+    let _ = rustix::fs::fchown(&target, Some(rustix::fs::Uid::from_raw(st.st_uid)), Some(rustix::fs::Gid::from_raw(st.st_gid)));
+    let _ = rustix::fs::fchmod(&target, Mode::from_raw_mode(st.st_mode & 0o7777));
+    Ok(())
+}
+
+/// Copies a directory's entries (files, directories, symlinks, owners, modes) with
+/// *at calls on descriptors: no path is ever resolved twice or followed.
+fn copy_dir(source: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
+    let mut dir = rustix::fs::Dir::read_from(source)?;
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        let st = rustix::fs::statat(source, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+        let (uid, gid) = (rustix::fs::Uid::from_raw(st.st_uid), rustix::fs::Gid::from_raw(st.st_gid));
+        match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            rustix::fs::FileType::Directory => {
+                rustix::fs::mkdirat(target, name, mode)?;
+                let from = rustix::fs::openat(source, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let to = rustix::fs::openat(target, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                copy_dir(&from, &to)?;
+                rustix::fs::fchown(&to, Some(uid), Some(gid))?;
+                rustix::fs::fchmod(&to, mode)?;
+            }
+            rustix::fs::FileType::RegularFile => {
+                let from = rustix::fs::openat(source, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let to = rustix::fs::openat(target, name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode)?;
+                let mut from_file = std::fs::File::from(from);
+                let mut to_file = std::fs::File::from(to);
+                std::io::copy(&mut from_file, &mut to_file).map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))?;
+                rustix::fs::fchown(to_file.as_fd(), Some(uid), Some(gid))?;
+                rustix::fs::fchmod(to_file.as_fd(), mode)?;
+            }
+            rustix::fs::FileType::Symlink => {
+                let link = rustix::fs::readlinkat(source, name, Vec::new())?;
+                rustix::fs::symlinkat(link.as_c_str(), target, name)?;
+                rustix::fs::chownat(target, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)?;
+            }
+            // Devices, fifos and sockets are not copied into volumes.
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! berth-shim: one per container. berthd starts it with a `ShimConfig` on stdin; it
+//! creates the container in-process through berth-runtime, answers one `Ready` line on
+//! stdout, then serves the container's socket until the container has exited: start,
+//! kill, attach, exec, resize, pause, update, wait. It writes the container's logs, reaps
+//! its processes and records the exit in a file, so berthd may stop or die at any time.
+//!
+//! Single-threaded and event-driven (poll), so it costs little memory per container and
+//! may fork (the runtime clones the container's processes from here).
+
+mod io;
+mod logs;
+mod serve;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use berth_shim_protocol::{to_line, FailureKind, Ready, ShimConfig};
+
+fn main() {
+    // Not berthd's: signals sent to its process group or session must not reach us.
+    let _ = nix::unistd::setsid();
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        fail(&format!("reading the shim configuration: {e}"), FailureKind::Other);
+    }
+    let config: ShimConfig = match serde_json::from_slice(&input) {
+        Ok(c) => c,
+        Err(e) => fail(&format!("invalid shim configuration: {e}"), FailureKind::Other),
+    };
+    // stdout is berthd's pipe for the Ready line; keep it aside, since the container's
+    // init inherits fds 0-2.
+    let ready = dup_high(1);
+    match serve::Shim::create(config) {
+        Ok(mut shim) => {
+            let line = to_line(&Ready::Created { pid: shim.init_pid(), shim_pid: std::process::id() as i32 });
+            send_ready(ready, &line);
+            shim.run();
+        }
+        Err(e) => {
+            let kind = failure_kind(&e);
+            send_ready(ready, &to_line(&Ready::Failed { message: e, kind }));
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Tells a program-not-found (127) and not-executable (126) apart from other failures.
+pub(crate) fn failure_kind(message: &str) -> FailureKind {
+    if message.contains("executable file not found") || message.contains("no such file or directory") {
+        FailureKind::NotFound
+    } else if message.contains("permission denied") {
+        FailureKind::NotExecutable
+    } else {
+        FailureKind::Other
+    }
+}
+
+fn send_ready(fd: OwnedFd, line: &[u8]) {
+    let mut out = std::fs::File::from(fd);
+    let _ = out.write_all(line);
+}
+
+fn fail(message: &str, kind: FailureKind) -> ! {
+    let _ = std::io::stdout().write_all(&to_line(&Ready::Failed { message: message.to_string(), kind }));
+    std::process::exit(1)
+}
+
+/// A close-on-exec copy of `fd` above the standard descriptors.
+fn dup_high(fd: RawFd) -> OwnedFd {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that we then own.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        fail(&format!("dup fd {fd}: {}", std::io::Error::last_os_error()), FailureKind::Other);
+    }
+    // SAFETY: `new` is a fresh descriptor nobody else owns.
+    unsafe { OwnedFd::from_raw_fd(new) }
+}
+
+/// Points fd `target` at `fd` (dup2, which clears close-on-exec on the copy).
+pub(crate) fn redirect(fd: &impl AsRawFd, target: RawFd) -> std::io::Result<()> {
+    // SAFETY: dup2 on valid descriptors; `target` is one of 0-2, which we own.
+    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
