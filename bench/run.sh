@@ -82,7 +82,12 @@ berth load -q -i "$work/busybox.tar" >/dev/null
 docker_ load -q -i "$work/busybox.tar" >/dev/null
 have_podman=0
 if command -v podman >/dev/null 2>&1 && podman_ load -q -i "$work/busybox.tar" >/dev/null 2>&1; then
-    have_podman=1
+    # Only when it can run the image here (podman needs its own runtime setup).
+    if podman_ run --rm --network none busybox true >/dev/null 2>"$work/podman.err"; then
+        have_podman=1
+    else
+        echo "bench: podman cannot run containers here ($(head -c 200 "$work/podman.err")); left out" >&2
+    fi
 fi
 export -f berth docker_ podman_
 export work bin

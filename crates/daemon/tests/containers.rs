@@ -157,8 +157,23 @@ fn restart_policy_and_crash_of_berthd() {
     ok(daemon.docker(&["run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 2; echo done; exit 6"]));
     ok(daemon.docker(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"]));
     ok(daemon.docker(&["pause", "frozen"]));
+    // Twenty running in all, some with restart policies.
+    for i in 0..16 {
+        let name = format!("bulk{i}");
+        let policy = if i % 4 == 0 { "always" } else if i % 4 == 1 { "unless-stopped" } else { "no" };
+        ok(daemon.docker(&["run", "-d", "--name", &name, "--restart", policy, "busybox", "sh", "-c", &format!("echo bulk{i}; sleep 1000")]));
+    }
     let long_pid = inspect(&daemon, "long", "{{.State.Pid}}");
+    // One being created while berthd dies: afterwards it exists whole or not at all.
+    let mut creating = Command::new(docker_cli())
+        .env("DOCKER_CONFIG", daemon.dir.path().join("docker-config"))
+        .args(["-H", &daemon.host(), "create", "--name", "midway", "busybox", "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     daemon.kill9();
+    let _ = creating.wait();
     // `short` exits while berthd is down.
     std::thread::sleep(Duration::from_secs(3));
     daemon.spawn();
@@ -166,6 +181,17 @@ fn restart_policy_and_crash_of_berthd() {
     assert_eq!(inspect(&daemon, "short", "{{.State.Status}} {{.State.ExitCode}}"), "exited 6");
     assert_eq!(stdout(&daemon.docker(&["logs", "short"])), "done\n");
     assert_eq!(inspect(&daemon, "frozen", "{{.State.Status}}"), "paused");
+    for i in 0..16 {
+        let name = format!("bulk{i}");
+        assert_eq!(inspect(&daemon, &name, "{{.State.Status}}"), "running", "{name}");
+        assert_eq!(stdout(&daemon.docker(&["logs", &name])), format!("bulk{i}\n"));
+    }
+    let midway = daemon.docker(&["inspect", "-f", "{{.State.Status}}", "midway"]);
+    if midway.status.success() {
+        assert_eq!(stdout(&midway).trim(), "created");
+        ok(daemon.docker(&["start", "-a", "midway"]));
+    }
+    assert_eq!(ok(daemon.docker(&["ps", "-q"])).lines().count(), 18, "long, frozen and the sixteen");
     // The reconnected shims still serve everything.
     assert_eq!(ok(daemon.docker(&["exec", "long", "echo", "hi"])), "hi\n");
     ok(daemon.docker(&["stop", "-t", "1", "long"]));

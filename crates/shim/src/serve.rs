@@ -410,7 +410,13 @@ impl Shim {
             Err(_) => return,
         };
         match from_line::<Request>(&line) {
-            Ok(request) => self.handle(request, stream),
+            Ok(request) => {
+                let one_off = matches!(request, Request::Start | Request::Exec { .. } | Request::Update { .. });
+                self.handle(request, stream);
+                if one_off {
+                    crate::shed_memory();
+                }
+            }
             Err(e) => {
                 let mut stream = stream;
                 send(&mut stream, &error_reply(format!("invalid request: {e}")));
