@@ -100,9 +100,10 @@ def test_detached_lifecycle(client):
 
 
 def test_attach_socket_with_stdin(client):
-    c = client.containers.create("busybox", ["sh", "-c", "read x; echo got $x"], stdin_open=True, stdin_once=True)
-    sock = c.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-    c.start()
+    api = client.api
+    c = api.create_container("busybox", ["sh", "-c", "read x; echo got $x"], stdin_open=True)
+    sock = api.attach_socket(c["Id"], params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+    api.start(c["Id"])
     sock._sock.sendall(b"abc\n")
     data = b""
     deadline = time.time() + 10
@@ -112,8 +113,8 @@ def test_attach_socket_with_stdin(client):
             break
         data += chunk
     assert b"got abc" in data
-    assert c.wait()["StatusCode"] == 0
-    c.remove()
+    assert api.wait(c["Id"])["StatusCode"] == 0
+    api.remove_container(c["Id"])
 
 
 def test_volumes(client):
