@@ -86,7 +86,7 @@ stage "docker-py against berthd" env BERTHD="$target/debug/berthd" python3 -m py
 # API 1.41 and renders some output differently, so it gets the same tests.
 if [[ -x /usr/bin/docker && "$(command -v docker)" != /usr/bin/docker ]]; then
     stage "docker CLI tests with Debian's /usr/bin/docker" \
-        env BERTH_TEST_DOCKER_CLI=/usr/bin/docker bash -c "$(declare -f run_tests); run_tests -p berth-daemon --test docker_cli"
+        env BERTH_TEST_DOCKER_CLI=/usr/bin/docker bash -c "$(declare -f run_tests); run_tests -p berth-daemon --test docker_cli --test containers"
 fi
 
 stage "pure cgroup v2 guest (berth-cgroups tests and a berth-runc container)" tests/v2-guest-runc.sh

@@ -538,9 +538,11 @@ fn hijack(mut request: Request, stream: AttachStream) -> Response {
             Ok(upgraded) => upgraded,
             Err(e) => return tracing::debug!("attach upgrade failed: {e}"),
         };
-        match stream.connected().await {
-            Ok(shim) => pipe(TokioIo::new(upgraded), shim).await,
-            Err(e) => tracing::debug!("attach: {e}"),
+        let exited = stream.exited;
+        match stream.stream.await {
+            Ok(Ok(shim)) => pipe(TokioIo::new(upgraded), shim, exited).await,
+            Ok(Err(e)) => tracing::debug!("attach: {e}"),
+            Err(_) => tracing::debug!("attach: the container was removed before it started"),
         }
     });
     upgrade_response(tty)
@@ -559,7 +561,7 @@ fn upgrade_response(tty: bool) -> Response {
 
 /// Copies both ways. The client ending its input half-closes toward the shim (which may
 /// close the process's stdin); the process's output ending closes everything.
-async fn pipe<C>(client: C, shim: tokio::net::UnixStream)
+async fn pipe<C>(client: C, shim: tokio::net::UnixStream, exited: Option<tokio::sync::oneshot::Receiver<()>>)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -567,6 +569,10 @@ where
     let (mut shim_read, mut shim_write) = shim.into_split();
     let output = async {
         let _ = tokio::io::copy(&mut shim_read, &mut client_write).await;
+        if let Some(exited) = exited {
+            // The client asks for the exit code as soon as the stream ends.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), exited).await;
+        }
         let _ = client_write.shutdown().await;
     };
     let input = async {
@@ -643,10 +649,13 @@ async fn exec_start(State(engine): AppState, Path(id): Path<String>, request: Re
         let Ok(upgraded) = upgrade.await else { return };
         let mut client = TokioIo::new(upgraded);
         match containers.exec_start(&id, false).await {
-            Ok(Some(stream)) => match stream.connected().await {
-                Ok(shim) => pipe(client, shim).await,
-                Err(e) => tracing::debug!("exec stream: {e}"),
-            },
+            Ok(Some(stream)) => {
+                let exited = stream.exited;
+                match stream.stream.await {
+                    Ok(Ok(shim)) => pipe(client, shim, exited).await,
+                    _ => tracing::debug!("exec stream ended before it started"),
+                }
+            }
             Ok(None) => {}
             Err(e) => {
                 let message = format!("{e}\r\n");

@@ -130,6 +130,7 @@ impl Containers {
         // The exit code arrives on its own connection, whether or not anyone watches.
         let containers = self.clone();
         let watched = exec.clone();
+        let (recorded, exited) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let code = match shim::connect(&watched.container.socket(), &Request::ExecWait { id: watched.id.clone() }).await {
                 Ok((_, Reply::Exited(exit))) => exit.code,
@@ -140,9 +141,10 @@ impl Containers {
                 state.running = false;
                 state.exit_code = Some(code);
             }
+            let _ = recorded.send(());
             containers.publish(&watched.container, "exec_die", &[("execID", watched.id.clone()), ("exitCode", code.to_string())]);
         });
-        Ok((!detach).then(|| AttachStream::ready(tty, stream)))
+        Ok((!detach).then(|| AttachStream { exited: Some(exited), ..AttachStream::ready(tty, stream) }))
     }
 
     pub async fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {

@@ -26,13 +26,16 @@ pub(super) struct PendingAttach {
 pub struct AttachStream {
     pub tty: bool,
     pub stream: oneshot::Receiver<Result<UnixStream>>,
+    /// For an exec: fires once its exit code is recorded. Clients read the code right
+    /// after the stream ends, so the stream must not end before.
+    pub exited: Option<oneshot::Receiver<()>>,
 }
 
 impl AttachStream {
     pub fn ready(tty: bool, stream: UnixStream) -> AttachStream {
         let (tx, rx) = oneshot::channel();
         let _ = tx.send(Ok(stream));
-        AttachStream { tty, stream: rx }
+        AttachStream { tty, stream: rx, exited: None }
     }
 
     /// The stream, once the container runs.
@@ -56,7 +59,7 @@ impl Containers {
             Status::Created | Status::Exited | Status::Restarting => {
                 let (tx, rx) = oneshot::channel();
                 c.pending_attach.lock().unwrap_or_else(|e| e.into_inner()).push(PendingAttach { streams, reply: tx });
-                Ok(AttachStream { tty, stream: rx })
+                Ok(AttachStream { tty, stream: rx, exited: None })
             }
             Status::Removing | Status::Dead => Err(Error::Conflict(format!("container {name_or_id} is being removed or dead"))),
         }
