@@ -77,15 +77,31 @@ async fn extract(State(engine): AppState, Path(id): Path<String>, RawQuery(raw):
     let query = Query::parse(raw.as_deref());
     let path = path_param(&query)?;
     let options = ExtractOptions { no_overwrite_dir_non_dir: query.flag("noOverwriteDirNonDir"), copy_uid_gid: query.flag("copyUIDGID") };
-    engine.containers.extract_archive(&id, &path, options, body_reader(body)).await?;
+    let (reader, rest) = body_reader(body);
+    let extracted = engine.containers.extract_archive(&id, &path, options, reader).await;
+    // Refused (or done) before the whole body was read: take the rest, so the client
+    // reads the answer instead of failing to send (a broken pipe).
+    let _ = rest.await;
+    extracted?;
     Ok(StatusCode::OK)
 }
 
-/// A request body as a blocking reader, for engine work on a blocking thread.
-fn body_reader(body: Body) -> impl std::io::Read + Send + 'static {
-    use futures_util::TryStreamExt;
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
+/// A request body as a blocking reader, for engine work on a blocking thread; the task
+/// returned reads (and drops) whatever the reader leaves.
+fn body_reader(body: Body) -> (impl std::io::Read + Send + 'static, tokio::task::JoinHandle<()>) {
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    let rest = tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut forwarding = true;
+        while let Some(chunk) = stream.next().await {
+            if forwarding && tx.send(chunk.map_err(std::io::Error::other)).await.is_err() {
+                forwarding = false;
+            }
+        }
+    });
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(tokio_stream::wrappers::ReceiverStream::new(rx)));
+    (reader, rest)
 }
 
 /// `GET /containers/{id}/export`: the whole filesystem as a tar.
