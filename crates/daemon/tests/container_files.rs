@@ -332,7 +332,16 @@ fn commit_makes_an_image_of_the_container() {
     ok(daemon.docker(&["commit", "second", "made:v2"]));
     assert_eq!(ok(daemon.docker(&["run", "--rm", "made:v2", "cat", "/hello", "/two"])), "committed\ntwo\n");
     // The events docker sends.
-    let events = ok(daemon.docker(&["events", "--since", "0", "--until", "0s", "--filter", "container=src", "--format", "{{.Action}}"]));
+    // Replayed from the daemon's history; asked again for a moment when the machine is
+    // busy (the replay ends at the time the CLI computes for `--until 0s`).
+    let mut events = String::new();
+    for _ in 0..50 {
+        events = ok(daemon.docker(&["events", "--since", "0", "--until", "0s", "--filter", "container=src", "--format", "{{.Action}}"]));
+        if events.contains("pause") && events.contains("commit") && events.contains("unpause") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(events.contains("pause") && events.contains("commit") && events.contains("unpause"), "{events}");
 
     let e = fails(daemon.docker(&["commit", "-c", "RUN make", "src"]));
