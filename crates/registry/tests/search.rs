@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
-use common::peers::{unmount_below, Dockerd};
+use common::peers::{berth_binaries, Berthd, Dockerd};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -154,108 +153,23 @@ async fn docker_search() {
     assert_eq!(none.trim(), "");
 }
 
-/// The directory holding berthd and berth: `BERTH_BIN_DIR`, else next to berth-registry.
-fn berth_binaries() -> Option<(PathBuf, PathBuf)> {
-    let dir = std::env::var_os("BERTH_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_BIN_EXE_berth-registry")).parent().unwrap().to_path_buf());
-    let (berthd, berth) = (dir.join("berthd"), dir.join("berth"));
-    if berthd.is_file() && berth.is_file() {
-        Some((berthd, berth))
-    } else {
-        eprintln!("skipping: no berthd and berth in {} (cargo build -p berth-daemon -p berth-cli)", dir.display());
-        None
-    }
-}
-
-/// berthd on a private socket and data root, trusting `insecure` over HTTP.
-struct Berthd {
-    child: Child,
-    dir: TempDir,
-    berth: PathBuf,
-}
-
-impl Berthd {
-    fn start(berthd: &Path, berth: &Path, insecure: &str) -> Berthd {
-        let dir = tempfile::Builder::new().prefix("berth-search-berthd").tempdir_in("/var/tmp").unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("daemon.json"), "{}").unwrap();
-        let log = std::fs::File::create(d.join("berthd.log")).unwrap();
-        let child = Command::new(berthd)
-            .arg("--config-file").arg(d.join("daemon.json"))
-            .arg("--data-root").arg(d.join("data"))
-            .arg("--exec-root").arg(d.join("exec"))
-            .arg("--pidfile").arg(d.join("berthd.pid"))
-            .arg("-H").arg(format!("unix://{}", d.join("berth.sock").display()))
-            .args(["--insecure-registry", insecure])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting berthd");
-        let mut daemon = Berthd { child, dir, berth: berth.to_path_buf() };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::os::unix::net::UnixStream::connect(daemon.dir.path().join("berth.sock")).is_err() {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("berthd exited with {status}: {}", daemon.log());
-            }
-            assert!(Instant::now() < deadline, "berthd did not start: {}", daemon.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        let d = self.dir.path();
-        Command::new(&self.berth)
-            .env("HOME", d)
-            .env("BERTH_CONFIG", d.join("berth-config"))
-            .arg("-H")
-            .arg(format!("unix://{}", d.join("berth.sock").display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running berth")
-    }
-}
-
-impl Drop for Berthd {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child process by its id.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- berthd log ---\n{}", self.log());
-        }
-        unmount_below(self.dir.path());
-    }
-}
 
 #[tokio::test]
 async fn berth_search() {
     let Some((berthd, berth)) = berth_binaries() else { return };
     let reg = Registry::start();
     push_search_fixtures(&reg).await;
-    let daemon = Berthd::start(&berthd, &berth, &reg.addr);
+    let daemon = Berthd::start(&berthd, &berth, &[&reg.addr]);
     let term = format!("{}/find", reg.addr);
-    let out = daemon.berth(&["search", "--no-trunc", "--format", "{{.Name}}|{{.Description}}", &term]);
+    let out = daemon.berth(&["search", "--no-trunc", "--format", "{{.Name}}|{{.Description}}", &term], b"");
     assert!(out.status.success(), "berth search: {}", text(&out));
     let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
     assert_eq!(lines, ["finder|the finder", "tools/finder|finds things", "pathfinder|"], "{}", text(&out));
-    let out = daemon.berth(&["search", "--limit", "2", &term]);
+    let out = daemon.berth(&["search", "--limit", "2", &term], b"");
     assert!(out.status.success(), "berth search --limit: {}", text(&out));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("NAME") && table.contains("finds things") && !table.contains("pathfinder"), "{table}");
     // n out of range reaches the registry, which refuses it by name.
-    let out = daemon.berth(&["search", "--limit", "101", &term]);
+    let out = daemon.berth(&["search", "--limit", "101", &term], b"");
     assert!(!out.status.success() && text(&out).contains("from 1 to 100"), "berth search --limit 101: {}", text(&out));
 }

@@ -141,7 +141,6 @@ pub fn frame_header(stream: u8, len: usize) -> [u8; 8] {
     [stream, 0, 0, 0, n[0], n[1], n[2], n[3]]
 }
 
-pub const STDIN: u8 = 0;
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;
 

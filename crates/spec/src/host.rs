@@ -64,7 +64,7 @@ impl HostInfo {
             time_namespace: true,
             kernel: (6, 1),
             arch: "amd64",
-            capabilities: crate::caps::KNOWN.iter().map(|c| c.to_string()).collect(),
+            capabilities: crate::caps::known().to_vec(),
             ping_group_range: true,
             unprivileged_port_start: true,
             user_namespace: false,
@@ -115,11 +115,7 @@ fn native_arch() -> &'static str {
 
 fn own_capabilities() -> Vec<String> {
     let own = caps::read(None, caps::CapSet::Effective).unwrap_or_default();
-    crate::caps::KNOWN
-        .iter()
-        .filter(|name| own.iter().any(|c| c.to_string() == **name))
-        .map(|c| c.to_string())
-        .collect()
+    crate::caps::known().iter().filter(|name| own.iter().any(|c| c.to_string() == **name)).cloned().collect()
 }
 
 fn in_user_namespace() -> bool {
@@ -171,7 +167,7 @@ mod tests {
         let order: Vec<usize> = h
             .capabilities
             .iter()
-            .map(|c| crate::caps::KNOWN.iter().position(|k| k == c).unwrap())
+            .map(|c| crate::caps::known().iter().position(|k| k == c).unwrap())
             .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]));
     }

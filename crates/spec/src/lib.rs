@@ -25,7 +25,7 @@ mod user;
 mod validate;
 
 pub use build::{build, build_with, Context, EtcFiles, NamespacePaths};
-pub use caps::{DEFAULT as DEFAULT_CAPABILITIES, KNOWN as KNOWN_CAPABILITIES};
+pub use caps::{known as known_capabilities, DEFAULT as DEFAULT_CAPABILITIES};
 pub use error::{Error, ErrorKind, Result};
 pub use etc::{hosts_file, resolv_conf};
 pub use host::HostInfo;

@@ -214,7 +214,7 @@ fn validate_host(host: &HostConfig) -> Result<()> {
         host.cap_add.as_deref().unwrap_or_default(),
         host.cap_drop.as_deref().unwrap_or_default(),
         false,
-        &crate::caps::KNOWN.map(String::from),
+        crate::caps::known(),
     )?;
     if let Some(iso) = host.isolation.filter(|i| {
         !matches!(

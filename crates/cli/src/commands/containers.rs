@@ -10,7 +10,8 @@ use http::Method;
 use http_body_util::BodyExt;
 use serde_json::json;
 
-use super::images::print_out;
+use super::decode;
+use super::images::{finish_inspect, print_out};
 use super::runopts::{go_quote, parse_restart_policy};
 use super::stream::Demux;
 use super::transfer::{check_output_path_for, PendingFile};
@@ -19,7 +20,7 @@ use crate::cli::Cli;
 use crate::client::{empty, escape_path, read_body, Query};
 use crate::error::{Error, Result};
 use crate::flags::Parsed;
-use crate::format::json::{compact, indent, write_go_string, Json};
+use crate::format::json::{write_go_string, Json};
 use crate::format::template::{Data, Template};
 use crate::format::typed::{as_go_struct, Field, CONTAINER_INSPECT, IMAGE_INSPECT, VOLUME};
 use crate::format::units::{human_since, human_size, human_size_with_precision, LocalTime};
@@ -29,10 +30,6 @@ use crate::term;
 
 const DEFAULT_PS_TABLE: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
-
-fn decode(raw: &[u8], operation: &'static str) -> Result<Json> {
-    Json::parse(raw).map_err(|source| Error::Decode { operation, source })
-}
 
 /// Column titles of container rows.
 fn container_header() -> Data {
@@ -818,28 +815,9 @@ pub async fn commit(cli: &mut Cli, p: &Parsed) -> Result<()> {
 /// `container prune`.
 pub async fn prune(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let filters = prune_filters(cli, p.list("filter"))?;
-    if !p.bool("force") {
-        let confirmed = term::confirm(
-            &mut io::stdout(),
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
-        )
-        .map_err(|source| Error::Io {
-            operation: "reading confirmation",
-            source,
-        })?;
-        if !confirmed {
-            return Err(Error::Cancelled);
-        }
-    }
-    let mut query = Query::new();
-    if let Some(f) = filters_json(&filters) {
-        query = query.add("filters", f);
-    }
-    let response = cli
-        .client()
-        .request(Method::POST, "/containers/prune", &query, &[], empty())
-        .await?;
-    let report = decode(&read_body(response).await?, "container prune")?;
+    let warning = "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?";
+    let body = super::confirm_and_prune(cli, p.bool("force"), warning, "/containers/prune", &filters).await?;
+    let report = decode(&body, "container prune")?;
     let deleted = report
         .get("ContainersDeleted")
         .map(Json::items)
@@ -1164,34 +1142,7 @@ pub async fn inspect(cli: &mut Cli, p: &Parsed, kind: InspectKind) -> Result<()>
         }
         let _ = found.kind;
     }
-    if template.is_some() {
-        if output.is_empty() {
-            output.push('\n');
-        }
-    } else if raws.is_empty() {
-        output.push_str("[]\n");
-    } else {
-        let mut joined = b"[".to_vec();
-        for (i, raw) in raws.iter().enumerate() {
-            if i > 0 {
-                joined.push(b',');
-            }
-            joined.extend_from_slice(raw);
-        }
-        joined.push(b']');
-        output.push_str(&if format.is_empty() {
-            indent(&joined, "", "    ")
-        } else {
-            compact(&joined)
-        });
-        output.push('\n');
-    }
-    print_out(&output)?;
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(Error::Multiple(errors)),
-    }
+    finish_inspect(output, template.is_some(), &raws, &format, errors)
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use crate::format::typed::IMAGE_INSPECT;
 use crate::format::units::{human_since, human_size, human_size_with_precision, LocalTime};
 use crate::format::{ellipsis, render_rows, truncate_id, TABLE};
 use crate::reference::{self, Reference};
-use crate::term;
 
 /// An entry of `GET /images/json`; missing fields take docker's "unknown" values.
 #[derive(Debug, Clone, Deserialize)]
@@ -330,34 +329,7 @@ pub async fn inspect(cli: &mut Cli, p: &Parsed) -> Result<()> {
             }
         }
     }
-    if template.is_some() {
-        if output.is_empty() {
-            output.push('\n');
-        }
-    } else if raws.is_empty() {
-        output.push_str("[]\n");
-    } else {
-        let mut joined = b"[".to_vec();
-        for (i, raw) in raws.iter().enumerate() {
-            if i > 0 {
-                joined.push(b',');
-            }
-            joined.extend_from_slice(raw);
-        }
-        joined.push(b']');
-        output.push_str(&if format.is_empty() {
-            indent(&joined, "", "    ")
-        } else {
-            compact(&joined)
-        });
-        output.push('\n');
-    }
-    print_out(&output)?;
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(Error::Multiple(errors)),
-    }
+    finish_inspect(output, template.is_some(), &raws, &format, errors)
 }
 
 const DEFAULT_HISTORY_TABLE: &str =
@@ -559,30 +531,12 @@ pub async fn prune(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let mut filters = p.list("filter");
     filters.push(format!("dangling={}", !all));
     let filters = super::prune_filters(cli, filters)?;
-    if !p.bool("force") {
-        let warning = if all {
-            "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?"
-        } else {
-            "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
-        };
-        let confirmed =
-            term::confirm(&mut std::io::stdout(), warning).map_err(|source| Error::Io {
-                operation: "reading confirmation",
-                source,
-            })?;
-        if !confirmed {
-            return Err(Error::Cancelled);
-        }
-    }
-    let mut query = Query::new();
-    if let Some(f) = filters_json(&filters) {
-        query = query.add("filters", f);
-    }
-    let response = cli
-        .client()
-        .request(Method::POST, "/images/prune", &query, &[], empty())
-        .await?;
-    let body = read_body(response).await?;
+    let warning = if all {
+        "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?"
+    } else {
+        "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
+    };
+    let body = super::confirm_and_prune(cli, p.bool("force"), warning, "/images/prune", &filters).await?;
     let report: ImagePruneResponse =
         serde_json::from_slice(&body).map_err(|source| Error::Decode {
             operation: "image prune",
@@ -607,6 +561,35 @@ pub async fn prune(cli: &mut Cli, p: &Parsed) -> Result<()> {
         human_size(reclaimed as f64)
     ));
     print_out(&text)
+}
+
+/// The end of every `inspect`: docker prints the rendered templates, or the objects found
+/// as one JSON array (indented unless `--format json`), then fails with what was not found.
+pub fn finish_inspect(mut output: String, templated: bool, raws: &[Vec<u8>], format: &str, mut errors: Vec<Error>) -> Result<()> {
+    if templated {
+        if output.is_empty() {
+            output.push('\n');
+        }
+    } else if raws.is_empty() {
+        output.push_str("[]\n");
+    } else {
+        let mut joined = b"[".to_vec();
+        for (i, raw) in raws.iter().enumerate() {
+            if i > 0 {
+                joined.push(b',');
+            }
+            joined.extend_from_slice(raw);
+        }
+        joined.push(b']');
+        output.push_str(&if format.is_empty() { indent(&joined, "", "    ") } else { compact(&joined) });
+        output.push('\n');
+    }
+    print_out(&output)?;
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Multiple(errors)),
+    }
 }
 
 #[cfg(test)]

@@ -1130,6 +1130,29 @@ pub fn filters_json(filters: &[String]) -> Option<String> {
     }
 }
 
+/// Asks for confirmation (unless `force`), then posts a prune with `filters` to `path`;
+/// returns the daemon's report.
+pub async fn confirm_and_prune(cli: &mut Cli, force: bool, warning: &str, path: &str, filters: &[String]) -> Result<bytes::Bytes> {
+    if !force {
+        let confirmed = crate::term::confirm(&mut std::io::stdout(), warning)
+            .map_err(|source| Error::Io { operation: "reading confirmation", source })?;
+        if !confirmed {
+            return Err(Error::Cancelled);
+        }
+    }
+    let mut query = crate::client::Query::new();
+    if let Some(f) = filters_json(filters) {
+        query = query.add("filters", f);
+    }
+    let response = cli.client().request(http::Method::POST, path, &query, &[], crate::client::empty()).await?;
+    crate::client::read_body(response).await
+}
+
+/// Parses a JSON answer of the daemon.
+pub fn decode(raw: &[u8], operation: &'static str) -> Result<crate::format::json::Json> {
+    crate::format::json::Json::parse(raw).map_err(|source| Error::Decode { operation, source })
+}
+
 /// The filters of a prune: the flags' plus `pruneFilters` from the configuration, except
 /// where a flag already says the opposite about a label (docker's `PruneFilters`).
 pub fn prune_filters(cli: &mut Cli, mut filters: Vec<String>) -> Result<Vec<String>> {

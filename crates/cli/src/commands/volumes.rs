@@ -1,11 +1,11 @@
 //! `volume create`, `volume ls`, `volume rm` and `volume prune` (`volume inspect` is
 //! the shared inspect in `containers`).
 
-use std::io;
 
 use http::Method;
 use serde_json::{json, Map, Value};
 
+use super::decode;
 use super::containers::natural_less;
 use super::images::print_out;
 use super::{filters_json, prune_filters};
@@ -17,11 +17,6 @@ use crate::format::json::Json;
 use crate::format::template::Data;
 use crate::format::units::human_size;
 use crate::format::{render_rows, TABLE};
-use crate::term;
-
-fn decode(raw: &[u8], operation: &'static str) -> Result<Json> {
-    Json::parse(raw).map_err(|source| Error::Decode { operation, source })
-}
 
 /// `volume create`.
 pub async fn create(cli: &mut Cli, p: &Parsed) -> Result<()> {
@@ -239,24 +234,8 @@ pub async fn prune(cli: &mut Cli, p: &Parsed) -> Result<()> {
     } else {
         warning = all_warning;
     }
-    if !p.bool("force") {
-        let confirmed = term::confirm(&mut io::stdout(), warning).map_err(|source| Error::Io {
-            operation: "reading confirmation",
-            source,
-        })?;
-        if !confirmed {
-            return Err(Error::Cancelled);
-        }
-    }
-    let mut query = Query::new();
-    if let Some(f) = filters_json(&filters) {
-        query = query.add("filters", f);
-    }
-    let response = cli
-        .client()
-        .request(Method::POST, "/volumes/prune", &query, &[], empty())
-        .await?;
-    let report = decode(&read_body(response).await?, "volume prune")?;
+    let body = super::confirm_and_prune(cli, p.bool("force"), warning, "/volumes/prune", &filters).await?;
+    let report = decode(&body, "volume prune")?;
     let deleted = report.get("VolumesDeleted").map(Json::items).unwrap_or(&[]);
     let mut text = String::new();
     let mut reclaimed = 0;

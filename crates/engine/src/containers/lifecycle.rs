@@ -137,7 +137,6 @@ impl Containers {
             r.state.started_at = started_at;
             r.state.finished_at = 0;
         })?;
-        c.notify(|ch| ch.live = true);
         self.publish(c, "start", &[]);
         self.monitor(c.clone(), wait);
         Ok(())
@@ -185,7 +184,6 @@ impl Containers {
         c.notify(|ch| {
             ch.exits += 1;
             ch.exit_code = exit.code;
-            ch.live = false;
         });
         // The rootfs goes after the exit is known: unmounting an overlay syncs its upper
         // filesystem (milliseconds). Under the lifecycle lock, so a start cannot race it;

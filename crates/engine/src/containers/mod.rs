@@ -47,7 +47,6 @@ use record::now_nanos;
 pub struct Change {
     pub exits: u64,
     pub exit_code: i32,
-    pub live: bool,
     pub removed: bool,
 }
 
@@ -69,6 +68,11 @@ impl Container {
     /// A copy of the record.
     pub fn record(&self) -> Record {
         self.record.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the record in place (listings that look at every container need no copy).
+    pub fn with_record<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
+        f(&self.record.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Changes the record and saves it.
@@ -103,7 +107,7 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
-        self.record.lock().unwrap_or_else(|e| e.into_inner()).state.status
+        self.with_record(|r| r.state.status)
     }
 }
 
@@ -204,7 +208,6 @@ impl Containers {
     }
 
     fn make(&self, record: Record, dir: PathBuf) -> Arc<Container> {
-        let live = record.state.status.is_live();
         let exit_code = record.state.exit_code;
         Arc::new(Container {
             id: record.id.clone(),
@@ -212,7 +215,7 @@ impl Containers {
             dir,
             record: Mutex::new(record),
             lifecycle: tokio::sync::Mutex::new(()),
-            changes: watch::channel(Change { exits: 0, exit_code, live, removed: false }).0,
+            changes: watch::channel(Change { exits: 0, exit_code, removed: false }).0,
             pending_attach: Mutex::new(vec![]),
             backoff: Mutex::new(lifecycle::INITIAL_BACKOFF),
         })
@@ -252,10 +255,7 @@ impl Containers {
         let users: Vec<(String, bool)> = self
             .all()
             .into_iter()
-            .filter_map(|c| {
-                let r = c.record();
-                (r.image == image_id).then(|| (c.id.clone(), r.state.status.is_live()))
-            })
+            .filter_map(|c| c.with_record(|r| (r.image == image_id).then(|| (c.id.clone(), r.state.status.is_live()))))
             .collect();
         users.iter().find(|(_, running)| *running).or(users.first()).cloned()
     }

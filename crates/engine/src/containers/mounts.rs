@@ -113,7 +113,7 @@ impl Containers {
     pub fn volume_users(&self, volume: &str) -> Vec<String> {
         self.all()
             .into_iter()
-            .filter(|c| c.record().mounts.iter().any(|m| m.name.as_deref() == Some(volume)))
+            .filter(|c| c.with_record(|r| r.mounts.iter().any(|m| m.name.as_deref() == Some(volume))))
             .map(|c| c.id.clone())
             .collect()
     }

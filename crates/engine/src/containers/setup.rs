@@ -199,7 +199,7 @@ pub fn exec_process(c: &Container, exec: &ExecConfig) -> Result<Value> {
         process["user"] = serde_json::json!({ "uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids });
     }
     if exec.privileged.unwrap_or(false) {
-        let all: Vec<&str> = berth_spec::KNOWN_CAPABILITIES.to_vec();
+        let all = berth_spec::known_capabilities();
         process["capabilities"] = serde_json::json!({ "bounding": all, "effective": all, "permitted": all });
     }
     Ok(process)

@@ -3,7 +3,7 @@
 //! start or mount is stopped and removed on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -311,5 +311,99 @@ impl Distribution {
 impl Drop for Distribution {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The directory holding berthd and berth: `BERTH_BIN_DIR`, else next to berth-registry.
+pub fn berth_binaries() -> Option<(PathBuf, PathBuf)> {
+    let dir = std::env::var_os("BERTH_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_BIN_EXE_berth-registry")).parent().unwrap().to_path_buf());
+    let (berthd, berth) = (dir.join("berthd"), dir.join("berth"));
+    if berthd.is_file() && berth.is_file() {
+        Some((berthd, berth))
+    } else {
+        eprintln!("skipping: no berthd and berth in {} (cargo build -p berth-daemon -p berth-cli)", dir.display());
+        None
+    }
+}
+
+/// berthd on a private socket and data root, trusting `insecure` over HTTP.
+pub struct Berthd {
+    child: Child,
+    dir: TempDir,
+    berth: PathBuf,
+}
+
+impl Berthd {
+    pub fn start(berthd: &Path, berth: &Path, insecure: &[&str]) -> Berthd {
+        let dir = tempfile::Builder::new().prefix("berth-reg-berthd").tempdir_in("/var/tmp").unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("daemon.json"), "{}").unwrap();
+        let log = std::fs::File::create(d.join("berthd.log")).unwrap();
+        let child = Command::new(berthd)
+            .arg("--config-file").arg(d.join("daemon.json"))
+            .arg("--data-root").arg(d.join("data"))
+            .arg("--exec-root").arg(d.join("exec"))
+            .arg("--pidfile").arg(d.join("berthd.pid"))
+            .arg("-H").arg(format!("unix://{}", d.join("berth.sock").display()))
+            .args(insecure.iter().flat_map(|r| ["--insecure-registry", r]))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting berthd");
+        let mut daemon = Berthd { child, dir, berth: berth.to_path_buf() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(daemon.dir.path().join("berth.sock")).is_err() {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("berthd exited with {status}: {}", daemon.log());
+            }
+            assert!(Instant::now() < deadline, "berthd did not start: {}", daemon.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    pub fn berth(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let d = self.dir.path();
+        let mut child = Command::new(&self.berth)
+            .env("HOME", d)
+            .env("BERTH_CONFIG", d.join("berth-config"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.join("berth.sock").display()))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running berth");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input);
+        }
+        child.wait_with_output().expect("running berth")
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child process by its id.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- berthd log ---\n{}", self.log());
+        }
+        unmount_below(self.dir.path());
+        let _ = Command::new("chmod").arg("-R").arg("u+rwx").arg(self.dir.path()).output();
     }
 }
