@@ -71,7 +71,7 @@ cli_against_berthd() {
         --pidfile "$dir/pid" -H "unix://$dir/b.sock" 2>"$dir/berthd.log" &
     pid=$!
     for _ in $(seq 100); do [[ -S "$dir/b.sock" ]] && break; sleep 0.1; done
-    BERTH_TEST_DAEMON="$dir/b.sock" run_tests -p berth-cli --test compare --test-threads 1 || rc=$?
+    BERTH_TEST_DAEMON="$dir/b.sock" run_tests -p berth-cli --test compare --test containers --test-threads 1 || rc=$?
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
     [[ $rc -eq 0 ]] || tail -20 "$dir/berthd.log"
     rm -rf "$dir"

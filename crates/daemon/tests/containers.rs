@@ -130,7 +130,7 @@ fn errors_are_dockers() {
 
 #[test]
 fn volumes_persist_and_copy_up() {
-    let Some((daemon, _work)) = setup() else { return };
+    let Some((daemon, work)) = setup() else { return };
     ok(daemon.docker(&["volume", "create", "data"]));
     ok(daemon.docker(&["run", "--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f"]));
     assert_eq!(ok(daemon.docker(&["run", "--rm", "-v", "data:/data:ro", "busybox", "cat", "/data/f"])), "kept\n");
@@ -145,6 +145,32 @@ fn volumes_persist_and_copy_up() {
     assert!(e.contains("volume is in use"), "{e}");
     ok(daemon.docker(&["rm", "-f", "user"]));
     ok(daemon.docker(&["volume", "rm", "data"]));
+
+    // Volumes belong to a container from its create on, as with docker: a created
+    // container holds them and shows them in inspect before it ever ran.
+    let host_dir = work.path().join("shared");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("h"), "host\n").unwrap();
+    let bind = format!("{}:/host", host_dir.display());
+    ok(daemon.docker(&["create", "--name", "src", "-v", "kept:/data", "-v", &bind, "-v", "/anon", "busybox", "true"]));
+    let mounts = inspect(&daemon, "src", "{{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}} {{end}}");
+    assert_eq!(mounts, "volume:/data:true bind:/host:true volume:/anon:true", "{mounts}");
+    let e = fails(daemon.docker(&["volume", "rm", "kept"]));
+    assert!(e.contains("volume is in use"), "{e}");
+    ok(daemon.docker(&["run", "--rm", "-v", "kept:/data", "busybox", "sh", "-c", "echo shared > /data/f"]));
+
+    // --volumes-from: the same volumes and binds, read-only when asked.
+    let out = ok(daemon.docker(&["run", "--rm", "--volumes-from", "src", "busybox", "sh", "-c", "cat /data/f /host/h; echo more > /anon/g"]));
+    assert_eq!(out, "shared\nhost\n");
+    let e = fails(daemon.docker(&["run", "--rm", "--volumes-from", "src:ro", "busybox", "sh", "-c", "cat /anon/g; echo x > /data/f"]));
+    assert!(e.contains("Read-only file system"), "{e}");
+    let e = fails(daemon.docker(&["run", "--rm", "--volumes-from", "src:rx", "busybox", "true"]));
+    assert!(e.contains("invalid mode: rx"), "{e}");
+    // rm -v takes the anonymous volume along; the named one stays.
+    let anonymous = inspect(&daemon, "src", "{{range .Mounts}}{{if eq .Destination \"/anon\"}}{{.Name}}{{end}}{{end}}");
+    ok(daemon.docker(&["rm", "-v", "src"]));
+    let list = ok(daemon.docker(&["volume", "ls", "-q"]));
+    assert!(list.contains("kept") && !list.contains(&anonymous), "{list}");
 }
 
 #[test]

@@ -131,16 +131,16 @@ pub fn commit_config(user: ContainerConfig, changes: &[String], container: &Cont
             ports.entry(port.clone()).or_insert_with(|| v.clone());
         }
     }
-    match (&mut user.env, &container.env) {
-        (Some(mine), Some(theirs)) if !mine.is_empty() => {
+    match &mut user.env {
+        Some(mine) if !mine.is_empty() => {
             let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
-            for e in theirs {
+            for e in container.env.iter().flatten() {
                 if !mine.iter().any(|m| key(m) == key(e)) {
                     mine.push(e.clone());
                 }
             }
         }
-        (mine, theirs) => mine.clone_from(theirs),
+        mine => mine.clone_from(&container.env),
     }
     let labels = user.labels.get_or_insert_with(HashMap::new);
     for (k, v) in container.labels.iter().flatten() {
@@ -323,6 +323,11 @@ mod tests {
         let got = commit_config(user, &[], &container).unwrap();
         assert_eq!(got.env, strings(&["A=9", "PATH=/bin"]));
         assert_eq!(got.cmd, strings(&["sh"]));
+
+        // A container without an environment keeps the one the changes set.
+        let bare = ContainerConfig { cmd: strings(&["sh"]), ..Default::default() };
+        let got = commit_config(ContainerConfig::default(), &["ENV X=1".to_string()], &bare).unwrap();
+        assert_eq!(got.env, strings(&["X=1"]));
 
         assert!(commit_config(container.clone(), &["RUN true".to_string()], &container).is_err());
     }

@@ -87,6 +87,7 @@ impl Containers {
             Ok(Ready::Created { pid, shim_pid }) => (pid, shim_pid),
             Ok(Ready::Failed { message, kind }) => {
                 let _ = berth_snapshot::unmount(&rootfs);
+                self.release_volumes(c);
                 // Clients attached for this start see their stream end.
                 c.pending_attach.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 let code = match kind {
@@ -107,6 +108,7 @@ impl Containers {
             }
             Err(e) => {
                 let _ = berth_snapshot::unmount(&rootfs);
+                self.release_volumes(c);
                 return Err(e);
             }
         };
@@ -122,6 +124,7 @@ impl Containers {
             Err(e) => {
                 let _ = shim::call(&socket, &Request::Kill { signal: libc::SIGKILL, all: true }).await;
                 let _ = berth_snapshot::unmount(&rootfs);
+                self.release_volumes(c);
                 return Err(e);
             }
         };

@@ -296,6 +296,13 @@ impl Containers {
         };
         // Reserve the name first: two creates racing for it must not both win.
         let name = self.reserve_name(&name, &id)?;
+        let mounts = match self.plan_mounts(&config, &host) {
+            Ok(m) => m,
+            Err(e) => {
+                self.table.lock().unwrap_or_else(|e| e.into_inner()).names.remove(&name);
+                return Err(e);
+            }
+        };
         let made = (|| -> Result<Arc<Container>> {
             let dir = self.root.join(&id);
             for sub in ["rw/upper", "rw/work", "rootfs"] {
@@ -316,7 +323,7 @@ impl Containers {
                 state: State::default(),
                 restart_count: 0,
                 layers,
-                mounts: vec![],
+                mounts: mounts.clone(),
                 exec_ids: vec![],
                 path,
                 args,
@@ -328,6 +335,7 @@ impl Containers {
             Ok(c) => c,
             Err(e) => {
                 let _ = berth_snapshot::remove_tree(&self.root.join(&id));
+                self.remove_anonymous_volumes(&mounts, &id);
                 self.table.lock().unwrap_or_else(|e| e.into_inner()).names.remove(&name);
                 return Err(e);
             }

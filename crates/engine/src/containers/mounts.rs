@@ -1,35 +1,32 @@
-//! A container's mounts resolved to host paths: binds checked, volumes created and
-//! filled from the image on first use, and the list `inspect` shows.
+//! A container's mounts: decided at create as docker does (volumes created, anonymous
+//! ones named, `--volumes-from` copied), recorded for inspect and in-use checks, and
+//! resolved to host paths at each start (binds checked, volumes filled from the image).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use berth_spec::{MountRequest, MountSource, ResolvedMount};
-use bollard_stubs::models::{MountPoint, MountPointTypeEnum};
+use berth_spec::{BindOptions, MountRequest, MountSource, ResolvedMount, ResolvedSource};
+use bollard_stubs::models::{ContainerConfig, HostConfig, MountPoint, MountPointTypeEnum};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 
-use super::{Container, Containers};
+use super::{setup::spec_error, Container, Containers};
 use crate::error::{Error, Result};
 
 impl Containers {
-    /// Resolves every mount request of a starting container; records them for inspect.
-    pub(super) fn resolve_mounts(&self, c: &Container, requests: &[MountRequest]) -> Result<Vec<ResolvedMount>> {
-        let mut resolved = Vec::with_capacity(requests.len());
-        let mut points = Vec::with_capacity(requests.len());
-        for request in requests {
-            match &request.source {
-                MountSource::HostPath(path) => {
-                    if !path.exists() {
-                        if !request.bind_options.create_mountpoint {
-                            return Err(Error::InvalidArgument(format!(
-                                "invalid mount config for type \"bind\": bind source path does not exist: {}",
-                                path.display()
-                            )));
-                        }
-                        std::fs::create_dir_all(path).map_err(Error::io("create", path))?;
-                    }
-                    resolved.push(request.resolve(None).map_err(|e| Error::InvalidArgument(e.to_string()))?);
-                    points.push(MountPoint {
+    /// Decides a new container's mounts: `--volumes-from` first, then its own requests
+    /// (which take a destination over, except image `VOLUME`s). Named volumes are created
+    /// when missing and anonymous ones get their names now, so a created container
+    /// already holds its volumes. On error, the anonymous volumes made here are removed.
+    pub(super) fn plan_mounts(&self, config: &ContainerConfig, host: &HostConfig) -> Result<Vec<MountPoint>> {
+        let requests = berth_spec::mount_requests(config, host).map_err(spec_error)?;
+        let mut points = self.volumes_from(host)?;
+        let inherited = points.len();
+        let mut made = vec![];
+        let planned = (|| -> Result<()> {
+            for request in &requests {
+                let taken = points.iter().position(|p| p.destination.as_deref() == Some(request.destination.as_str()));
+                let point = match &request.source {
+                    MountSource::HostPath(path) => MountPoint {
                         typ: Some(MountPointTypeEnum::BIND),
                         source: Some(path.display().to_string()),
                         destination: Some(request.destination.clone()),
@@ -37,33 +34,28 @@ impl Containers {
                         rw: Some(!request.read_only),
                         propagation: request.propagation.clone(),
                         ..Default::default()
-                    });
-                }
-                MountSource::Volume { name, nocopy, driver, .. } => {
-                    let anonymous = name.is_none();
-                    let volume = self.volumes.create(name.as_deref(), driver.as_deref(), Default::default(), Default::default(), anonymous)?;
-                    let data = self.volumes.acquire(&volume.name)?;
-                    if !nocopy {
-                        if let Err(e) = copy_up(&c.rootfs(), &request.destination, &data) {
-                            self.volumes.release(&volume.name);
-                            return Err(e);
+                    },
+                    MountSource::Volume { name, driver, .. } => {
+                        // An anonymous volume does not displace an inherited mount.
+                        if name.is_none() && taken.is_some_and(|i| i < inherited) {
+                            continue;
+                        }
+                        let volume = self.volumes.create(name.as_deref(), driver.as_deref(), Default::default(), Default::default(), name.is_none())?;
+                        if name.is_none() {
+                            made.push(volume.name.clone());
+                        }
+                        MountPoint {
+                            typ: Some(MountPointTypeEnum::VOLUME),
+                            source: Some(self.volumes.data_path(&volume.name).display().to_string()),
+                            name: Some(volume.name),
+                            destination: Some(request.destination.clone()),
+                            driver: Some(volume.driver),
+                            mode: Some(if request.read_only { "ro".into() } else { "z".into() }),
+                            rw: Some(!request.read_only),
+                            propagation: Some(String::new()),
                         }
                     }
-                    resolved.push(request.resolve(Some(&data)).map_err(|e| Error::InvalidArgument(e.to_string()))?);
-                    points.push(MountPoint {
-                        typ: Some(MountPointTypeEnum::VOLUME),
-                        name: Some(volume.name.clone()),
-                        source: Some(data.display().to_string()),
-                        destination: Some(request.destination.clone()),
-                        driver: Some(volume.driver.clone()),
-                        mode: Some(if request.read_only { "ro".into() } else { "z".into() }),
-                        rw: Some(!request.read_only),
-                        propagation: Some(String::new()),
-                    });
-                }
-                MountSource::Tmpfs { .. } => {
-                    resolved.push(request.resolve(None).map_err(|e| Error::InvalidArgument(e.to_string()))?);
-                    points.push(MountPoint {
+                    MountSource::Tmpfs { .. } => MountPoint {
                         typ: Some(MountPointTypeEnum::TMPFS),
                         source: Some(String::new()),
                         destination: Some(request.destination.clone()),
@@ -71,12 +63,120 @@ impl Containers {
                         rw: Some(!request.read_only),
                         propagation: Some(String::new()),
                         ..Default::default()
-                    });
+                    },
+                };
+                match taken {
+                    Some(i) => points[i] = point,
+                    None => points.push(point),
                 }
             }
+            Ok(())
+        })();
+        match planned {
+            Ok(()) => Ok(points),
+            Err(e) => {
+                for name in made {
+                    let _ = self.volumes.remove(&name, &[]);
+                }
+                Err(e)
+            }
         }
-        c.update(|r| r.mounts = points)?;
-        Ok(resolved)
+    }
+
+    /// The bind and volume mounts of the containers `--volumes-from` names, each
+    /// `container[:ro|:rw]` (without a mode, each mount keeps its own).
+    fn volumes_from(&self, host: &HostConfig) -> Result<Vec<MountPoint>> {
+        let mut points: Vec<MountPoint> = vec![];
+        for spec in host.volumes_from.as_deref().unwrap_or_default() {
+            let (name, mode) = spec.split_once(':').unwrap_or((spec, ""));
+            let read_only = match mode {
+                "" => None,
+                "ro" => Some(true),
+                "rw" => Some(false),
+                other => return Err(Error::InvalidArgument(format!("invalid mode: {other}"))),
+            };
+            let source = self.get(name)?;
+            for mut point in source.record().mounts {
+                if point.typ == Some(MountPointTypeEnum::TMPFS) {
+                    continue;
+                }
+                if let Some(ro) = read_only {
+                    point.rw = Some(!ro);
+                    point.mode = Some(mode.to_string());
+                }
+                points.retain(|p| p.destination != point.destination);
+                points.push(point);
+            }
+        }
+        Ok(points)
+    }
+
+    /// Resolves a starting container's mounts to host paths: what was planned at create,
+    /// with the details (bind options, subpath, tmpfs size) of the request for the same
+    /// destination. Acquired volumes are released again on error.
+    pub(super) fn resolve_mounts(&self, c: &Container, config: &ContainerConfig, host: &HostConfig) -> Result<Vec<ResolvedMount>> {
+        let requests = berth_spec::mount_requests(config, host).map_err(spec_error)?;
+        let mut points = c.record().mounts;
+        if points.is_empty() && (!requests.is_empty() || host.volumes_from.as_ref().is_some_and(|v| !v.is_empty())) {
+            // A container created before mounts were planned at create.
+            points = self.plan_mounts(config, host)?;
+            c.update(|r| r.mounts = points.clone())?;
+        }
+        let mut acquired: Vec<String> = vec![];
+        let resolved = points.iter().map(|point| self.resolve_mount(c, point, &requests, &mut acquired)).collect::<Result<Vec<_>>>();
+        if resolved.is_err() {
+            for name in acquired {
+                self.volumes.release(&name);
+            }
+        }
+        resolved
+    }
+
+    fn resolve_mount(&self, c: &Container, point: &MountPoint, requests: &[MountRequest], acquired: &mut Vec<String>) -> Result<ResolvedMount> {
+        let destination = point.destination.clone().unwrap_or_default();
+        let request = requests.iter().find(|r| r.destination == destination);
+        let read_only = point.rw == Some(false);
+        let bind_options = request.map(|r| r.bind_options.clone()).unwrap_or_default();
+        match point.typ {
+            Some(MountPointTypeEnum::BIND) => {
+                let path = std::path::PathBuf::from(point.source.clone().unwrap_or_default());
+                if !path.exists() {
+                    if !bind_options.create_mountpoint {
+                        return Err(Error::InvalidArgument(format!(
+                            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                            path.display()
+                        )));
+                    }
+                    std::fs::create_dir_all(&path).map_err(Error::io("create", &path))?;
+                }
+                let propagation = point.propagation.clone().filter(|p| !p.is_empty()).or_else(|| Some("rprivate".into()));
+                Ok(ResolvedMount { destination, source: ResolvedSource::Path(path), read_only, propagation, bind_options })
+            }
+            Some(MountPointTypeEnum::VOLUME) => {
+                let name = point.name.clone().unwrap_or_default();
+                let data = self.volumes.acquire(&name)?;
+                acquired.push(name);
+                // Only the container's own volume requests copy the image's files in.
+                let (nocopy, subpath) = match request.map(|r| &r.source) {
+                    Some(MountSource::Volume { nocopy, subpath, .. }) => (*nocopy, subpath.clone()),
+                    _ => (true, None),
+                };
+                if !nocopy {
+                    copy_up(&c.rootfs(), &destination, &data)?;
+                }
+                let path = match subpath {
+                    Some(s) => data.join(s),
+                    None => data,
+                };
+                Ok(ResolvedMount { destination, source: ResolvedSource::Path(path), read_only, propagation: None, bind_options: BindOptions::default() })
+            }
+            _ => {
+                let request = request
+                    .filter(|r| matches!(r.source, MountSource::Tmpfs { .. }))
+                    .ok_or_else(|| Error::Internal(format!("tmpfs at {destination}: its request is gone")))?;
+                request.resolve(None).map_err(spec_error)
+            }
+        }
     }
 
     /// `--pid`, `--ipc`, `--network` of `container:<name>`: the namespaces of that

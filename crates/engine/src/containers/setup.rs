@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Container, Containers, Record};
 use crate::error::{Error, Result};
 
-fn spec_error(e: berth_spec::Error) -> Error {
+pub(super) fn spec_error(e: berth_spec::Error) -> Error {
     match e.kind() {
         berth_spec::ErrorKind::NotFound => Error::NotFound(e.to_string()),
         berth_spec::ErrorKind::InvalidArgument => Error::InvalidArgument(e.to_string()),
@@ -130,28 +130,8 @@ pub fn prepare(containers: &Containers, c: &Container, record: &Record) -> Resul
 
     let user = berth_spec::resolve_user(&rootfs, config.user.as_deref().unwrap_or(""), host.group_add.as_deref().unwrap_or_default())
         .map_err(spec_error)?;
-    let requests = berth_spec::mount_requests(config, host).map_err(spec_error)?;
-    let mounts = containers.resolve_mounts(c, &requests)?;
     let init = host.init.unwrap_or(false).then(berth_init::find).transpose().map_err(|e| Error::Internal(e.to_string()))?;
-    let ctx = berth_spec::Context {
-        id: &record.id,
-        rootfs: &rootfs,
-        config,
-        host,
-        user: &user,
-        mounts: &mounts,
-        etc_files: berth_spec::EtcFiles { hostname: Some(&hostname_path), hosts: Some(&hosts_path), resolv_conf: Some(&resolv_path) },
-        shm_path: None,
-        namespace_paths: containers.namespace_paths(host)?,
-        cgroup_parent: host.cgroup_parent.as_deref().filter(|p| !p.is_empty()).unwrap_or("/berth"),
-        init_path: init.as_deref(),
-        seccomp_profile: None,
-    };
-    let spec = berth_spec::build(&ctx).map_err(spec_error)?;
-    let path = c.dir.join("config.json");
-    let bytes = serde_json::to_vec(&spec).map_err(|e| Error::Internal(format!("encode the OCI spec: {e}")))?;
-    std::fs::write(&path, bytes).map_err(Error::io("write", &path))?;
-
+    let namespace_paths = containers.namespace_paths(host)?;
     let (driver, options) = log_config(host);
     let log = berth_logfile::LogConfig::parse(&driver, &options).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let (path, args) = command(config);
@@ -166,6 +146,32 @@ pub fn prepare(containers: &Containers, c: &Container, record: &Record) -> Resul
         daemon_name: "berthd".into(),
     };
     let attrs = log.attributes(&info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+
+    // Volumes are acquired from here on: a failure lets go of them again.
+    let mounts = containers.resolve_mounts(c, config, host)?;
+    let ctx = berth_spec::Context {
+        id: &record.id,
+        rootfs: &rootfs,
+        config,
+        host,
+        user: &user,
+        mounts: &mounts,
+        etc_files: berth_spec::EtcFiles { hostname: Some(&hostname_path), hosts: Some(&hosts_path), resolv_conf: Some(&resolv_path) },
+        shm_path: None,
+        namespace_paths,
+        cgroup_parent: host.cgroup_parent.as_deref().filter(|p| !p.is_empty()).unwrap_or("/berth"),
+        init_path: init.as_deref(),
+        seccomp_profile: None,
+    };
+    let written = berth_spec::build(&ctx).map_err(spec_error).and_then(|spec| {
+        let path = c.dir.join("config.json");
+        let bytes = serde_json::to_vec(&spec).map_err(|e| Error::Internal(format!("encode the OCI spec: {e}")))?;
+        std::fs::write(&path, bytes).map_err(Error::io("write", &path))
+    });
+    if let Err(e) = written {
+        containers.release_volumes(c);
+        return Err(e);
+    }
     Ok(Prepared { log_driver: driver, log_options: options.into_iter().collect(), log_attrs: attrs })
 }
 
