@@ -14,8 +14,9 @@ default=(
     python3-pip  # docker-py
     chromium  # berth-registry's web UI tests (headless)
 )
-# Python packages: docker-py and pytest for tests/docker-py (only with the default set).
-python_pkgs=(docker pytest)
+# Python packages (module:package) for tests/docker-py (only with the default set):
+# docker-py, pytest, and websocket-client for the WebSocket attach test.
+python_pkgs=(docker:docker pytest:pytest websocket:websocket-client)
 if [[ $# -gt 0 ]]; then pkgs=("$@"); else pkgs=("${default[@]}"); fi
 
 missing=()
@@ -28,7 +29,7 @@ install_python() {
     [[ $# -eq 0 ]] || return 0
     local want=()
     for p in "${python_pkgs[@]}"; do
-        python3 -c "import $p" 2>/dev/null || want+=("$p")
+        python3 -c "import ${p%%:*}" 2>/dev/null || want+=("${p#*:}")
     done
     [[ ${#want[@]} -eq 0 ]] && return 0
     echo "install-deps: pip installing ${want[*]}" >&2

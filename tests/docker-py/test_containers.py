@@ -117,6 +117,81 @@ def test_attach_socket_with_stdin(client):
     api.remove_container(c["Id"])
 
 
+def test_attach_with_logs(client, work):
+    """logs=1 replays what the container wrote before the live stream goes on. Spoken
+    over a plain socket: docker-py's response parsing may swallow bytes sent right after
+    the headers."""
+    import socket
+
+    api = client.api
+    c = api.create_container("busybox", ["sh", "-c", "echo before; echo oops >&2; read x; echo after $x"],
+                             stdin_open=True)
+    api.start(c["Id"])
+    deadline = time.time() + 10
+    while b"oops" not in api.logs(c["Id"]) and time.time() < deadline:
+        time.sleep(0.05)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(work / "berth.sock"))
+    sock.sendall(f"POST /v1.41/containers/{c['Id']}/attach?logs=1&stdin=1&stdout=1&stream=1 HTTP/1.1\r\n"
+                 "Host: localhost\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, data = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    sock.sendall(b"z\n")
+    while chunk := sock.recv(4096):
+        data += chunk
+    # Multiplexed frames, stdout only, the past first.
+    assert data == b"\x01\0\0\0\0\0\0\x07before\n\x01\0\0\0\0\0\0\x08after z\n"
+    assert api.wait(c["Id"])["StatusCode"] == 0
+    api.remove_container(c["Id"])
+
+
+def test_attach_over_websocket(client, work):
+    """GET /containers/{id}/attach/ws, as docker serves it: binary messages, stdout and
+    stderr not multiplexed, client messages to stdin."""
+    import socket
+    import websocket
+
+    api = client.api
+    c = api.create_container("busybox", ["sh", "-c", "read x; echo got $x; echo err >&2"], stdin_open=True)
+    unix = socket.socket(socket.AF_UNIX)
+    unix.connect(str(work / "berth.sock"))
+    ws = websocket.create_connection(
+        f"ws://localhost/v1.41/containers/{c['Id']}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1",
+        socket=unix, timeout=10)
+    api.start(c["Id"])
+    ws.send_binary(b"abc\n")
+    data = b""
+    while True:
+        opcode, frame = ws.recv_data(control_frame=False)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        assert opcode == websocket.ABNF.OPCODE_BINARY
+        data += frame
+    assert data == b"got abc\nerr\n"
+    ws.close()
+    assert api.wait(c["Id"])["StatusCode"] == 0
+
+    # logs=1 without stream: the past output, then the socket closes.
+    unix = socket.socket(socket.AF_UNIX)
+    unix.connect(str(work / "berth.sock"))
+    ws = websocket.create_connection(
+        f"ws://localhost/v1.41/containers/{c['Id']}/attach/ws?logs=1&stdout=1", socket=unix, timeout=10)
+    assert ws.recv() == b"got abc\n"
+    opcode, _ = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+
+    # Unknown containers fail before the upgrade, with docker's message.
+    unix = socket.socket(socket.AF_UNIX)
+    unix.connect(str(work / "berth.sock"))
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        websocket.create_connection("ws://localhost/v1.41/containers/nosuch/attach/ws?stream=1&stdout=1", socket=unix)
+    assert e.value.status_code == 404
+    api.remove_container(c["Id"])
+
+
 def test_volumes(client):
     v = client.volumes.create("pydata", labels={"k": "v"})
     assert v.name == "pydata"

@@ -39,6 +39,7 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/attach/ws", get(crate::attach_ws::attach_ws))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/exec", post(exec_create))
         .route("/containers/{id}", axum::routing::delete(remove))
@@ -529,23 +530,107 @@ async fn logs(State(engine): AppState, Path(id): Path<String>, RawQuery(raw): Ra
     Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(stream)).into_response())
 }
 
-/// Answers 101 and hands the raw connection to `pipe`: docker's hijacked streams.
-fn hijack(mut request: Request, stream: AttachStream) -> Response {
-    let upgrade = hyper::upgrade::on(&mut request);
-    let tty = stream.tty;
+/// Answers 101 and hands the raw connection to `pipe` (docker's hijacked streams), with
+/// the container's earlier output (`logs=1`) sent first; without a live stream
+/// (`stream=0`) the connection ends after it.
+fn hijack(upgrade: hyper::upgrade::OnUpgrade, past: Option<PastOutput>, live: Option<AttachStream>, tty: bool) -> Response {
     tokio::spawn(async move {
         let upgraded = match upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => return tracing::debug!("attach upgrade failed: {e}"),
         };
-        let exited = stream.exited;
-        match stream.stream.await {
-            Ok(Ok(shim)) => pipe(TokioIo::new(upgraded), shim, exited).await,
+        let mut client = TokioIo::new(upgraded);
+        if let Some(mut past) = past {
+            while let Some(bytes) = past.next_framed().await {
+                if client.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let Some(live) = live else {
+            let _ = client.shutdown().await;
+            return;
+        };
+        let exited = live.exited;
+        match live.stream.await {
+            Ok(Ok(shim)) => pipe(client, shim, exited).await,
             Ok(Err(e)) => tracing::debug!("attach: {e}"),
             Err(_) => tracing::debug!("attach: the container was removed before it started"),
         }
     });
     upgrade_response(tty)
+}
+
+/// `logs=1` of an attach: what the container wrote before, sent ahead of the live
+/// stream, in the streams asked for.
+pub(crate) struct PastOutput {
+    lines: tokio::sync::mpsc::Receiver<berth_engine::Result<berth_engine::containers::LogLine>>,
+    tty: bool,
+}
+
+impl PastOutput {
+    /// The next message as the container wrote it.
+    pub(crate) async fn next_raw(&mut self) -> Option<Vec<u8>> {
+        match self.lines.recv().await? {
+            Ok(line) => Some(line.line),
+            Err(e) => {
+                tracing::debug!("attach: reading the log: {e}");
+                None
+            }
+        }
+    }
+
+    /// The next message as a hijacked stream carries it: framed unless on a terminal.
+    async fn next_framed(&mut self) -> Option<Vec<u8>> {
+        match self.lines.recv().await? {
+            Ok(line) if self.tty => Some(line.line),
+            Ok(line) => {
+                let mut framed = berth_shim_protocol::frame_header(line.stream, line.line.len()).to_vec();
+                framed.extend_from_slice(&line.line);
+                Some(framed)
+            }
+            Err(e) => {
+                tracing::debug!("attach: reading the log: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// The parts of an attach request (either kind): the earlier output when `logs` is set,
+/// and the live stream when `stream` is set (docker's flags; both off by default).
+pub(crate) async fn attach_request(engine: &Engine, id: &str, query: &Query) -> ApiResult<(Option<PastOutput>, Option<AttachStream>)> {
+    let streams = berth_shim_protocol::Streams {
+        stdin: query.flag("stdin"),
+        stdout: query.flag("stdout"),
+        stderr: query.flag("stderr"),
+        detach_keys: berth_engine::containers::detach_keys(query.get("detachKeys"))?,
+    };
+    let past = if query.flag("logs") && (streams.stdout || streams.stderr) {
+        let options = LogsOptions {
+            stdout: streams.stdout,
+            stderr: streams.stderr,
+            since: None,
+            until: None,
+            tail: None,
+            follow: false,
+            timestamps: false,
+            details: false,
+        };
+        let (tty, lines) = engine.containers.logs(id, options)?;
+        Some(PastOutput { lines, tty })
+    } else {
+        None
+    };
+    let live = match query.flag("stream") {
+        true => Some(engine.containers.attach(id, streams).await?),
+        false => {
+            // Still an error for a container that is not there.
+            engine.containers.get(id)?;
+            None
+        }
+    };
+    Ok((past, live))
 }
 
 fn upgrade_response(tty: bool) -> Response {
@@ -601,20 +686,17 @@ fn wants_upgrade(request: &Request) -> bool {
     request.headers().get(header::UPGRADE).is_some()
 }
 
-async fn attach(State(engine): AppState, Path(id): Path<String>, RawQuery(raw): RawQuery, request: Request) -> ApiResult<Response> {
+async fn attach(State(engine): AppState, Path(id): Path<String>, RawQuery(raw): RawQuery, mut request: Request) -> ApiResult<Response> {
     let query = Query::parse(raw.as_deref());
     if !wants_upgrade(&request) {
         return Err(ApiError::bad_request("attach needs an upgraded connection (Upgrade: tcp)"));
     }
-    let detach_keys = query.get("detachKeys").map(str::to_string);
-    let streams = berth_shim_protocol::Streams {
-        stdin: query.flag("stdin"),
-        stdout: query.flag("stdout"),
-        stderr: query.flag("stderr"),
-        detach_keys: berth_engine::containers::detach_keys(detach_keys.as_deref())?,
+    let (past, live) = attach_request(&engine, &id, &query).await?;
+    let tty = match &live {
+        Some(live) => live.tty,
+        None => engine.containers.get(&id)?.record().config.tty.unwrap_or(false),
     };
-    let stream = engine.containers.attach(&id, streams).await?;
-    Ok(hijack(request, stream))
+    Ok(hijack(hyper::upgrade::on(&mut request), past, live, tty))
 }
 
 async fn exec_create(State(engine): AppState, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult<Response> {

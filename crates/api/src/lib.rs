@@ -2,6 +2,7 @@
 //! bodies and status codes, streamed progress. Handlers parse requests, call the engine and
 //! shape its answers into docker's models; they hold no state of their own.
 
+mod attach_ws;
 mod container_files;
 mod container_stats;
 mod containers;
