@@ -176,6 +176,40 @@ fn volumes_persist_and_copy_up() {
 }
 
 #[test]
+fn a_killed_shim_takes_its_container_along() {
+    let Some((daemon, _work)) = setup() else { return };
+    let id = ok(daemon.docker(&["run", "-d", "busybox", "sh", "-c", "sleep 1000 & sleep 1000"])).trim().to_string();
+    let pid: i32 = inspect(&daemon, &id, "{{.State.Pid}}").parse().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let shim: i32 = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(std::fs::read_to_string(format!("/proc/{shim}/comm")).unwrap().starts_with("berth-shim"));
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    // The container's cgroup directories, in whichever hierarchies hold them (v1, v2
+    // or hybrid).
+    let hierarchies: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup").unwrap().map(|e| e.unwrap().path()).chain([std::path::PathBuf::from("/sys/fs/cgroup")]).collect();
+    let members: Vec<std::path::PathBuf> = cgroup
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .filter(|path| path.len() > 1)
+        .flat_map(|path| hierarchies.iter().map(move |h| h.join(path.trim_start_matches('/'))))
+        .filter(|p| p.join("cgroup.procs").exists())
+        .collect();
+    assert!(!members.is_empty(), "{cgroup}");
+    // Someone kills the shim: the container must not live on unmanaged.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("the exit", || inspect(&daemon, &id, "{{.State.Status}}") == "exited");
+    assert_eq!(inspect(&daemon, &id, "{{.State.ExitCode}}"), "255");
+    wait_for("the container's processes to end", || !std::path::Path::new(&format!("/proc/{pid}")).exists());
+    for dir in members {
+        assert!(!dir.exists(), "{} was left behind", dir.display());
+    }
+    // And it starts again as usual.
+    ok(daemon.docker(&["start", &id]));
+    assert_eq!(inspect(&daemon, &id, "{{.State.Status}}"), "running");
+    ok(daemon.docker(&["rm", "-f", &id]));
+}
+
+#[test]
 fn restart_policy_and_crash_of_berthd() {
     let Some((mut daemon, _work)) = setup() else { return };
     ok(daemon.docker(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1"]));

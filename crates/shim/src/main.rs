@@ -17,6 +17,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use berth_shim_protocol::{to_line, FailureKind, Ready, ShimConfig};
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [command, root, id] = args.as_slice() {
+        if command == "cleanup" {
+            cleanup(std::path::Path::new(root), id);
+        }
+    }
     // Not berthd's: signals sent to its process group or session must not reach us.
     let _ = nix::unistd::setsid();
     let mut input = Vec::new();
@@ -40,6 +46,19 @@ fn main() {
         Err(e) => {
             let kind = failure_kind(&e);
             send_ready(ready, &to_line(&Ready::Failed { message: e, kind }));
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `berth-shim cleanup <runtime-root> <id>`: ends what a shim that died (killed by
+/// someone else) left behind: every process of its container, the runtime state and the
+/// cgroup. berthd runs it when a shim went away without recording an exit.
+fn cleanup(root: &std::path::Path, id: &str) -> ! {
+    match berth_runtime::container::delete(root, id, true) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("berth-shim cleanup {id}: {e}");
             std::process::exit(1);
         }
     }

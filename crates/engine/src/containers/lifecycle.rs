@@ -150,11 +150,10 @@ impl Containers {
         self.start_health(&c);
         let containers = self.clone();
         tokio::spawn(async move {
-            let exit = read_exit(wait).await;
-            let exit = match exit {
+            let exit = match read_exit(wait).await {
                 Some(exit) => exit,
                 // The shim died without answering: take its record if it wrote one.
-                None => exit_from_file(&c).unwrap_or(ExitRecord { code: 255, finished_at: now_nanos(), oom_killed: false }),
+                None => containers.exit_of_dead_shim(&c).await,
             };
             containers.exited(&c, exit).await;
         });
@@ -417,11 +416,24 @@ impl Containers {
                     // A shim that lives on without its socket cannot be managed: end it
                     // rather than leave an orphan running.
                     kill_orphan(&c.record().state);
-                    let exit = exit_from_file(&c).unwrap_or(ExitRecord { code: 255, finished_at: now_nanos(), oom_killed: false });
+                    let exit = self.exit_of_dead_shim(&c).await;
                     self.exited(&c, exit).await;
                 }
             }
         }
+    }
+}
+
+impl Containers {
+    /// The exit of a container whose shim is gone: the one it recorded, or, when it died
+    /// before recording one (killed by someone else), 255 after its container is ended
+    /// and cleaned up, so nothing keeps running unmanaged.
+    async fn exit_of_dead_shim(&self, c: &Container) -> ExitRecord {
+        if let Some(exit) = exit_from_file(c) {
+            return exit;
+        }
+        shim::cleanup(&self.shim_binary, &self.runtime_root, &c.id).await;
+        ExitRecord { code: 255, finished_at: now_nanos(), oom_killed: false }
     }
 }
 

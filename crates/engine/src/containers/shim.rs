@@ -51,6 +51,17 @@ pub async fn spawn(binary: &Path, config: &ShimConfig, diag_log: &Path) -> Resul
         .map_err(|e| Error::Internal(format!("the shim did not start (see {}): {e}", diag_log.display())))
 }
 
+/// Runs `berth-shim cleanup` for a container whose shim died without recording an exit:
+/// its processes are killed and its runtime state and cgroup removed.
+pub async fn cleanup(binary: &Path, runtime_root: &Path, id: &str) {
+    let out = tokio::process::Command::new(binary).arg("cleanup").arg(runtime_root).arg(id).stdin(Stdio::null()).output().await;
+    match out {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => tracing::warn!("cleaning up after the shim of {id}: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => tracing::warn!("cleaning up after the shim of {id}: starting {}: {e}", binary.display()),
+    }
+}
+
 /// Sends `request` and reads the reply line; the connection stays usable (for attach and
 /// exec it is the stream).
 pub async fn connect(socket: &Path, request: &Request) -> Result<(UnixStream, Reply)> {
