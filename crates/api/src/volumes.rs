@@ -135,5 +135,6 @@ async fn prune(State(engine): AppState, RawQuery(raw): RawQuery) -> ApiResult<Js
             reclaimed += size;
         }
     }
+    engine.events.publish("volume", "prune", "", [("reclaimed".to_string(), reclaimed.to_string())].into());
     Ok(Json(json!({ "VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed })))
 }

@@ -176,6 +176,38 @@ fn volumes_persist_and_copy_up() {
 }
 
 #[test]
+fn events_for_containers_and_volumes() {
+    let Some((daemon, _work)) = setup() else { return };
+    ok(daemon.docker(&["run", "--name", "ev", "-v", "evdata:/data", "busybox", "true"]));
+    ok(daemon.docker(&["container", "prune", "-f"]));
+    ok(daemon.docker(&["volume", "prune", "-af"]));
+    let mut seen = String::new();
+    // Events go out as the actions complete; the unmount follows the exit closely.
+    wait_for("the events", || {
+        seen = ok(daemon.docker(&["events", "--since", "0", "--until", "0s", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.container}}"]));
+        seen.contains("volume prune")
+    });
+    let id = seen.lines().find_map(|l| l.strip_prefix("volume mount ")).unwrap_or_default().to_string();
+    assert_eq!(id.len(), 64, "{seen}");
+    let actions: Vec<String> =
+        seen.lines().filter(|l| !l.starts_with("image ")).map(|l| l.replace(&id, "<id>").replace("<no value>", "").trim().to_string()).collect();
+    let expected = [
+        "volume create",
+        "container create",
+        "container attach",
+        "volume mount <id>",
+        "container start",
+        "container die",
+        "volume unmount <id>",
+        "container destroy",
+        "container prune",
+        "volume destroy",
+        "volume prune",
+    ];
+    assert_eq!(actions, expected, "{seen}");
+}
+
+#[test]
 fn a_killed_shim_takes_its_container_along() {
     let Some((daemon, _work)) = setup() else { return };
     let id = ok(daemon.docker(&["run", "-d", "busybox", "sh", "-c", "sleep 1000 & sleep 1000"])).trim().to_string();

@@ -505,6 +505,7 @@ impl Containers {
                 freed += size;
             }
         }
+        self.events.publish("container", "prune", "", BTreeMap::from([("reclaimed".to_string(), freed.to_string())]));
         Ok((removed, freed))
     }
 

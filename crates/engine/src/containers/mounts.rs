@@ -155,6 +155,14 @@ impl Containers {
             Some(MountPointTypeEnum::VOLUME) => {
                 let name = point.name.clone().unwrap_or_default();
                 let data = self.volumes.acquire(&name)?;
+                let attributes = [
+                    ("driver", point.driver.clone().unwrap_or_default()),
+                    ("container", c.id.clone()),
+                    ("destination", destination.clone()),
+                    ("read/write", (!read_only).to_string()),
+                    ("propagation", point.propagation.clone().unwrap_or_default()),
+                ];
+                self.events.publish("volume", "mount", &name, attributes.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
                 acquired.push(name);
                 // Only the container's own volume requests copy the image's files in.
                 let (nocopy, subpath) = match request.map(|r| &r.source) {
@@ -204,6 +212,8 @@ impl Containers {
             if m.typ == Some(MountPointTypeEnum::VOLUME) {
                 if let Some(name) = m.name {
                     self.volumes.release(&name);
+                    let attributes = [("driver", m.driver.unwrap_or_default()), ("container", c.id.clone())];
+                    self.events.publish("volume", "unmount", &name, attributes.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
                 }
             }
         }

@@ -86,7 +86,9 @@ impl Containers {
             // Some ps options (such as f) cannot go with -q: filter the full list instead.
             output = run_ps(args).await;
         }
-        parse_ps(&output?, &pids)
+        let top = parse_ps(&output?, &pids)?;
+        self.publish(&c, "top", &[]);
+        Ok(top)
     }
 
     /// Changes a container's resource limits and restart policy (`docker update`): applied

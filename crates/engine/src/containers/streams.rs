@@ -53,7 +53,11 @@ impl Containers {
         // Under the lifecycle lock a start cannot slip between the check and the
         // registration.
         let _guard = c.lifecycle.lock().await;
-        match c.status() {
+        let status = c.status();
+        if !matches!(status, Status::Paused | Status::Removing | Status::Dead) {
+            self.publish(&c, "attach", &[]);
+        }
+        match status {
             Status::Running => Ok(AttachStream::ready(tty, connect_attach(&c, streams).await?)),
             Status::Paused => Err(Error::Conflict(format!("container {name_or_id} is paused, unpause the container before attach"))),
             Status::Created | Status::Exited | Status::Restarting => {
@@ -80,7 +84,9 @@ impl Containers {
         if !c.status().is_live() {
             return Err(Error::Conflict(format!("Container {} is not running", c.id)));
         }
-        shim::call(&c.socket(), &Request::Resize { exec: None, height, width }).await
+        shim::call(&c.socket(), &Request::Resize { exec: None, height, width }).await?;
+        self.publish(&c, "resize", &[("height", height.to_string()), ("width", width.to_string())]);
+        Ok(())
     }
 }
 
