@@ -422,9 +422,7 @@ impl Containers {
             }
         }
     }
-}
 
-impl Containers {
     /// The exit of a container whose shim is gone: the one it recorded, or, when it died
     /// before recording one (killed by someone else), 255 after its container is ended
     /// and cleaned up, so nothing keeps running unmanaged.
