@@ -15,13 +15,17 @@
 #                   MiB/s over the wall time of the batch
 #   peak RSS        VmHWM of each server process after everything above
 #
+# Servers and clients get a CPU each (PIN=1, the default on 2+ CPUs): the server under
+# test on CPU 1, wrk and the push clients on CPU 0, as if the clients ran on another
+# host. Sharing 2 cores instead, a 100 MiB GET costs the load tool about as much CPU as
+# the server (its receive copy), so the figure would measure the client as much as the
+# server; PIN=0 shows that too.
+#
 # Next to each GET figure: the server's own CPU time (user + system, /proc/PID/stat) per
-# request or per GiB served, which the load tool's share of the 2 cores does not blur
-# (for 100 MiB blobs, throughput is bounded by the client's receive copies).
+# request or per GiB served, which the load tool's share of the CPUs does not blur.
 #
 # wrk (Debian package) is the load tool: it is C with epoll and spends little CPU per
-# request, which matters on a 2-core machine where the load tool shares the CPUs with
-# the server; its Lua `done` hook reports exact counts and non-2xx answers (a run with
+# request; its Lua `done` hook reports exact counts and non-2xx answers (a run with
 # any error fails the benchmark). Servers take turns (the order flips every round).
 # The reference runs with its shipped blob descriptor cache (inmemory) and warn-level
 # logs; berth-registry with --log-level warn. Note: berth-registry fsyncs every blob
@@ -29,8 +33,8 @@
 #
 # Goals: manifest GET >= 3x, blob GET >= 1.5x, lower peak RSS.
 #
-# Env: ROUNDS (5), DURATION (5, seconds per wrk run), THREADS (2), MANIFEST_CONNS (32),
-#      BLOB_CONNS (8), BIG_CONNS (4), PUSHES (16), PUSH_CONC (4),
+# Env: ROUNDS (5), DURATION (5, seconds per wrk run), PIN (1), THREADS (2),
+#      MANIFEST_CONNS (32), BLOB_CONNS (8), BIG_CONNS (4), PUSHES (16), PUSH_CONC (4),
 #      WORK (/var/tmp/berth-bench-registry), BERTH_BIN_DIR (target/release, built if absent)
 set -euo pipefail
 
@@ -46,6 +50,10 @@ pushes="${PUSHES:-16}"
 push_conc="${PUSH_CONC:-4}"
 work="${WORK:-/var/tmp/berth-bench-registry}"
 bin="${BERTH_BIN_DIR:-$target/release}"
+server_cpu=() client_cpu=()
+if [[ "${PIN:-1}" == 1 && $(nproc) -ge 2 ]]; then
+    server_cpu=(taskset -c 1) client_cpu=(taskset -c 0)
+fi
 
 "$repo/tests/install-deps.sh" docker-registry skopeo wrk python3 curl jq
 if [[ ! -x "$bin/berth-registry" ]]; then
@@ -69,7 +77,7 @@ free_port() {
 }
 
 # --- servers ---------------------------------------------------------------------------
-"$bin/berth-registry" --log-level warn serve --addr 127.0.0.1:0 --root "$work/berth/data" \
+"${server_cpu[@]}" "$bin/berth-registry" --log-level warn serve --addr 127.0.0.1:0 --root "$work/berth/data" \
     >"$work/berth/out" 2>"$work/berth/log" </dev/null &
 berth_pid=$!
 for _ in $(seq 200); do grep -q '^listening on' "$work/berth/out" 2>/dev/null && break; sleep 0.05; done
@@ -97,7 +105,7 @@ storage:
 http:
   addr: 127.0.0.1:$ref_port
 EOF
-/usr/bin/docker-registry serve "$work/ref/config.yml" >"$work/ref/log" 2>&1 </dev/null &
+"${server_cpu[@]}" /usr/bin/docker-registry serve "$work/ref/config.yml" >"$work/ref/log" 2>&1 </dev/null &
 ref_pid=$!
 ref_addr="127.0.0.1:$ref_port"
 for _ in $(seq 200); do curl -sf -o /dev/null "http://$ref_addr/v2/" && break; sleep 0.05; done
@@ -153,7 +161,7 @@ tck=$(getconf CLK_TCK)
 load() {
     local name="$1" server="$2" pid="$3" conns="$4" seconds="$5" url="$6" bytes="${7:-}" out requests micros status others t0 t1
     t0=$(cpu_ticks "$pid")
-    out=$(wrk -t "$threads" -c "$conns" -d "${seconds}s" --timeout 60s -H "Accept: $accept" -s "$work/report.lua" "$url")
+    out=$("${client_cpu[@]}" wrk -t "$threads" -c "$conns" -d "${seconds}s" --timeout 60s -H "Accept: $accept" -s "$work/report.lua" "$url")
     t1=$(cpu_ticks "$pid")
     read -r requests micros status others < <(sed -n 's/^RESULT //p' <<<"$out") || true
     if [[ -z "$requests" || "$requests" -eq 0 || "$status" -ne 0 || "$others" -ne 0 ]]; then
@@ -196,7 +204,7 @@ export -f push_one
 push() {
     local server="$1" addr="$2" start end
     start=$(date +%s%N)
-    find "$work/push" -name '*.blob' -print0 | PUSH_ADDR="$addr" xargs -0 -P "$push_conc" -n 1 bash -c 'push_one "$0"'
+    find "$work/push" -name '*.blob' -print0 | PUSH_ADDR="$addr" "${client_cpu[@]}" xargs -0 -P "$push_conc" -n 1 bash -c 'push_one "$0"'
     end=$(date +%s%N)
     python3 -c "import sys; n, ns = int(sys.argv[1]), int(sys.argv[2]); print(f'blob push (10 MiB x $pushes, $push_conc at a time), MiB/s\t$server\t{n * 10 / (ns / 1e9):.1f}')" "$pushes" "$((end - start))" >>"$results"
 }
@@ -240,7 +248,9 @@ done
 peak_berth=$(awk '/^VmHWM/ {print $2}' "/proc/$berth_pid/status")
 peak_ref=$(awk '/^VmHWM/ {print $2}' "/proc/$ref_pid/status")
 
-python3 - "$results" "$rounds" "$idle_berth" "$idle_ref" "$peak_berth" "$peak_ref" <<'PY'
+pinning="server on CPU 1, clients on CPU 0"
+[[ ${#server_cpu[@]} -gt 0 ]] || pinning="servers and clients sharing all CPUs"
+PINNING="$pinning" python3 - "$results" "$rounds" "$idle_berth" "$idle_ref" "$peak_berth" "$peak_ref" <<'PY'
 import collections, statistics, sys
 path, rounds = sys.argv[1], sys.argv[2]
 idle_berth, idle_ref, peak_berth, peak_ref = (int(x) for x in sys.argv[3:])
@@ -251,7 +261,8 @@ for line in open(path):
     if name not in order:
         order.append(name)
     values[name][server].append(float(value))
-print(f"berth-registry vs docker-registry (distribution 2.8), loopback, medians of {rounds} rounds")
+import os
+print(f"berth-registry vs docker-registry (distribution 2.8), loopback, {os.environ['PINNING']}, medians of {rounds} rounds")
 print()
 def show(v):
     return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.3f}"

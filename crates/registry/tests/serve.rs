@@ -105,6 +105,39 @@ async fn serves_tls_with_the_given_certificate() {
     }
 }
 
+/// Over TLS, blob bodies are encrypted from the mapped windows: a random blob of several
+/// windows arrives exact, whole and by a range across two windows.
+#[tokio::test]
+async fn tls_sends_large_blobs_exactly() {
+    if !have("openssl", "openssl") {
+        return;
+    }
+    const MIB: usize = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let data = random_bytes(9 * MIB + 1);
+    let digest = {
+        let plain = Registry::start_at(&root, &[]);
+        push_blob(&plain, "big/tls", &data).await
+    };
+    let (ca_pem, cert, key) = certificates(dir.path());
+    let reg = Registry::start_at(&root, &["--tls-cert", &cert, "--tls-key", &key]);
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_pem).unwrap()).unwrap();
+    let tls = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let url = format!("https://{}/v2/big/tls/blobs/{digest}", reg.addr);
+
+    let r = tls.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.bytes().await.unwrap();
+    assert_eq!(sha256(&body), digest, "the whole blob differs");
+
+    let (start, end) = (4 * MIB - 10, 8 * MIB + 10);
+    let r = tls.get(&url).header("range", format!("bytes={start}-{}", end - 1)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    let body = r.bytes().await.unwrap();
+    assert!(body == data[start..end], "the range differs");
+}
+
 #[test]
 fn a_second_process_on_the_same_root_is_refused() {
     let dir = tempfile::tempdir().unwrap();

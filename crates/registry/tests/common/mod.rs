@@ -144,6 +144,14 @@ pub fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
+/// `len` random bytes (/dev/urandom).
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut data = Vec::with_capacity(len);
+    std::fs::File::open("/dev/urandom").and_then(|f| f.take(len as u64).read_to_end(&mut data)).expect("reading /dev/urandom");
+    data
+}
+
 pub fn sha512(data: &[u8]) -> String {
     format!("sha512:{}", hex::encode(sha2::Sha512::digest(data)))
 }
