@@ -12,7 +12,6 @@ pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 /// Written before the cgroup is made, so a create killed half-way can still be undone.
 const CGROUP_FILE: &str = "cgroup.json";
-const LOCK_FILE: &str = "lock";
 
 /// The status of a container, as the OCI spec names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,16 +116,12 @@ impl Dir {
         }
     }
 
-    /// Takes the container's lock, held until the guard drops.
+    /// Takes the container's lock, held until the guard drops. It is a flock on the
+    /// directory itself: a lock file inside would be created again by a waiter while the
+    /// holder removes the directory (a racing `delete` then fails with "not empty").
     pub fn lock(&self) -> Result<Flock<std::fs::File>> {
-        let p = self.path.join(LOCK_FILE);
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| Error::io("open", &p, e))?;
-        Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::path("lock", &p, e))
+        let f = std::fs::File::open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
+        Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::path("lock", &self.path, e))
     }
 
     pub fn load(&self) -> Result<Record> {
