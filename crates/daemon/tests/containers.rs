@@ -180,7 +180,9 @@ fn events_for_containers_and_volumes() {
     let Some((daemon, _work)) = setup() else { return };
     ok(daemon.docker(&["run", "--name", "ev", "-v", "evdata:/data", "busybox", "true"]));
     ok(daemon.docker(&["container", "prune", "-f"]));
-    ok(daemon.docker(&["volume", "prune", "-af"]));
+    // (No `prune -a` in docker 20.10's CLI: the named volume goes by `rm`.)
+    ok(daemon.docker(&["volume", "rm", "evdata"]));
+    ok(daemon.docker(&["volume", "prune", "-f"]));
     let mut seen = String::new();
     // Events go out as the actions complete; the unmount follows the exit closely.
     wait_for("the events", || {
