@@ -22,6 +22,7 @@
 //! namespace = "docker.io"
 //! upstream = "https://registry-1.docker.io"
 //! manifest_ttl = "10m"
+//! max_age = "30d"
 //! [gc]
 //! interval = "1h"
 //! grace = "1h"
@@ -143,6 +144,9 @@ pub struct Mirror {
     pub manifest_ttl: Duration,
     /// The namespace also takes pushes, stored here and never sent upstream.
     pub local: bool,
+    /// Cached manifests not used for this long are evicted by garbage collection sweeps;
+    /// `None` keeps them forever.
+    pub max_age: Option<Duration>,
 }
 
 /// Secrets stay out of logs.
@@ -155,6 +159,7 @@ impl std::fmt::Debug for Mirror {
             .field("password", &self.password.as_ref().map(|_| "<set>"))
             .field("manifest_ttl", &self.manifest_ttl)
             .field("local", &self.local)
+            .field("max_age", &self.max_age)
             .finish()
     }
 }
@@ -274,6 +279,7 @@ struct MirrorFile {
     manifest_ttl: Option<String>,
     #[serde(default)]
     local: bool,
+    max_age: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -400,10 +406,15 @@ impl MirrorFile {
         if self.username.is_some() != self.password.is_some() {
             return Err(Error::Config(format!("mirror {namespace}: username and password go together")));
         }
+        let named = |key: &str, e: Error| match e {
+            Error::Config(m) => Error::Config(format!("mirror {namespace}: {key}: {m}")),
+            other => other,
+        };
         let manifest_ttl = match self.manifest_ttl {
-            Some(t) => parse_duration_or_zero(&t)?,
+            Some(t) => parse_duration_or_zero(&t).map_err(|e| named("manifest_ttl", e))?,
             None => DEFAULT_MANIFEST_TTL,
         };
+        let max_age = self.max_age.map(|t| parse_duration(&t)).transpose().map_err(|e| named("max_age", e))?;
         Ok(Mirror {
             namespace,
             upstream: self.upstream.trim_end_matches('/').to_string(),
@@ -411,6 +422,7 @@ impl MirrorFile {
             password: self.password,
             manifest_ttl,
             local: self.local,
+            max_age,
         })
     }
 }
@@ -615,6 +627,7 @@ namespace = "registry.example:5000"
 upstream = "http://127.0.0.1:5001"
 manifest_ttl = "0s"
 local = true
+max_age = "30d"
 [gc]
 interval = "10m"
 grace = "0s"
@@ -630,6 +643,8 @@ token = "t"
         assert_eq!(c.mirrors[1].prefix(), "registry.example__5000");
         assert_eq!(c.mirrors[1].manifest_ttl, Duration::ZERO);
         assert!(c.mirrors[1].local);
+        assert_eq!(c.mirrors[0].max_age, None, "kept forever unless asked");
+        assert_eq!(c.mirrors[1].max_age, Some(Duration::from_secs(30 * 24 * 3600)));
         assert_eq!(c.gc, Gc { enabled: true, interval: Duration::from_secs(600), grace: Duration::ZERO });
         assert_eq!(c.metrics.token.as_deref(), Some("t"));
         assert_eq!(Config::from_toml("").unwrap().gc, Gc::default());
@@ -641,7 +656,10 @@ token = "t"
             ("[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://x/v2/\"", "https://x/v2/"),
             ("[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://u:p@x\"", "x.io"),
             ("[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://x\"\nusername = \"u\"", "username and password"),
-            ("[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://x\"\nmanifest_ttl = \"soon\"", "soon"),
+            ("[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://x\"\nmanifest_ttl = \"soon\"", "mirror x.io: manifest_ttl: invalid duration \"soon\""),
+            ("[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://x\"\nmax_age = \"a month\"", "mirror x.io: max_age: invalid duration \"a month\""),
+            ("[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://x\"\nmax_age = \"0s\"", "mirror x.io: max_age: invalid duration \"0s\": must be longer than zero"),
+            ("[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://x\"\nmax_age = 30", "max_age"),
             ("[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://x\"\n[[mirror]]\nnamespace = \"x.io\"\nupstream = \"https://y\"", "twice"),
             ("[gc]\ninterval = \"0s\"", "0s"),
             ("[gc]\ngrace = \"later\"", "later"),

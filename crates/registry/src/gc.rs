@@ -2,7 +2,9 @@
 //! are written and deleted (blob -> manifests referencing it; manifest -> tags and index
 //! entries pointing at it); they are rebuilt from the manifests on disk when the storage
 //! opens, so a crash can never leave them wrong. A sweep deletes untagged manifests and
-//! blobs that have been unreferenced for longer than a grace period.
+//! blobs that have been unreferenced for longer than a grace period, and evicts the
+//! manifests of mirror caches that have not been used for their mirror's `max_age` (what
+//! they referenced is then released like anything else).
 //!
 //! The lock protocol that keeps a sweep from breaking a push: every write that adds a
 //! reference (a manifest PUT with its checks, a blob commit or mount) holds the `gate`
@@ -11,8 +13,10 @@
 //! (and the count it adds keeps the blob alive) or sees it gone and is refused with
 //! `MANIFEST_BLOB_UNKNOWN`: never a stored manifest with a dangling reference. Writes to
 //! one repository are serialised by a striped lock (taken before the gate), so a tag
-//! moving between manifests is counted exactly. Uploads in progress live under
-//! `uploads/` and are never looked at here.
+//! moving between manifests is counted exactly. Eviction holds that lock while it checks
+//! the manifest's last use and removes it, and a mirror stores what it fetches under the
+//! same lock, so a manifest fetched again is never evicted half-way. Uploads in progress
+//! live under `uploads/` and are never looked at here.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +26,7 @@ use std::time::{Duration, SystemTime};
 use berth_store::Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::config;
 use crate::error::Result;
 use crate::manifest::{Manifest, Target};
 use crate::names::RepoName;
@@ -160,6 +165,30 @@ impl Index {
         e.tags > 0 || e.parents > 0 || subject_lives || keep(&key.0)
     }
 
+    /// Stored manifests that only their own use keeps (no index of the repository lists
+    /// them and they refer to no stored manifest) in repositories `evicts` names, in a
+    /// stable order.
+    fn eviction_candidates<'a>(&self, evicts: &dyn Fn(&str) -> Option<&'a Eviction>) -> Vec<(ManifestKey, &'a Eviction)> {
+        let mut out: Vec<(ManifestKey, &Eviction)> = self
+            .manifests
+            .iter()
+            .filter(|(k, _)| self.only_use_keeps(k))
+            .filter_map(|(k, _)| evicts(&k.0).map(|e| (k.clone(), e)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Whether a stored manifest is held by nothing but its own use: no index of its
+    /// repository lists it, and it is not the referrer of a stored manifest.
+    fn only_use_keeps(&self, key: &ManifestKey) -> bool {
+        let Some(e) = self.manifests.get(key) else { return false };
+        let subject_lives = e.subject.as_ref().is_some_and(|s| {
+            self.manifests.get(&(key.0.clone(), s.clone())).is_some_and(|m| m.present)
+        });
+        e.present && e.parents == 0 && !subject_lives
+    }
+
     /// Stored manifests that nothing wants, in a stable order.
     fn unwanted_manifests(&self, keep: &dyn Fn(&str) -> bool) -> Vec<ManifestKey> {
         let mut out: Vec<ManifestKey> = self
@@ -252,6 +281,36 @@ impl Refs {
     }
 }
 
+/// The eviction of one mirror's cached manifests by age of last use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eviction {
+    /// The repository name prefix of the mirror's content.
+    pub prefix: String,
+    /// Manifests not used for this long are evicted.
+    pub max_age: Duration,
+    /// The namespace also takes pushes: only manifests marked as fetched from the
+    /// upstream are evicted (else every manifest came from there).
+    pub local: bool,
+}
+
+impl Eviction {
+    /// The evictions the mirrors with a `max_age` ask for.
+    pub fn for_mirrors(mirrors: &[config::Mirror]) -> Vec<Eviction> {
+        mirrors
+            .iter()
+            .filter_map(|m| Some(Eviction { prefix: m.prefix(), max_age: m.max_age?, local: m.local }))
+            .collect()
+    }
+
+    /// How long ago the manifest was last used, if it is cached content (not pushed here)
+    /// and has gone unused for `max_age`.
+    fn unused_for(&self, storage: &Storage, name: &RepoName, digest: &Digest) -> Option<Duration> {
+        let last_use = storage.manifest_last_use(name, digest, !self.local)?;
+        let unused = SystemTime::now().duration_since(last_use).unwrap_or_default();
+        (unused >= self.max_age).then_some(unused)
+    }
+}
+
 /// What a sweep does.
 #[derive(Debug, Clone)]
 pub struct SweepOptions {
@@ -267,6 +326,9 @@ pub struct SweepOptions {
 pub struct SweptManifest {
     pub repository: String,
     pub digest: String,
+    /// Set when it was evicted from a mirror cache: seconds since its last use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unused_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,10 +347,13 @@ pub struct Report {
     pub bytes: u64,
 }
 
+/// Whether repository `repo` is under the name prefix `prefix` (whole components).
+fn under(repo: &str, prefix: &str) -> bool {
+    repo.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+}
+
 fn keeps(prefixes: &[String]) -> impl Fn(&str) -> bool + '_ {
-    move |repo: &str| {
-        prefixes.iter().any(|p| repo.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
-    }
+    move |repo: &str| prefixes.iter().any(|p| under(repo, p))
 }
 
 /// Whether something unreferenced since `since` (or never referenced, then only the file
@@ -298,11 +363,19 @@ fn expired(since: Option<SystemTime>, file_time: Option<SystemTime>, grace: Dura
     SystemTime::now().duration_since(latest).is_ok_and(|age| age >= grace)
 }
 
-/// Runs one sweep over `storage`. Blocking; safe while the registry serves requests.
+/// Runs one sweep over `storage` that evicts nothing. Blocking; safe while the registry
+/// serves requests.
 pub fn sweep(storage: &Storage, options: &SweepOptions) -> Result<Report> {
+    sweep_evicting(storage, options, &[])
+}
+
+/// Runs one sweep over `storage`, evicting as `evictions` ask. Blocking; safe while the
+/// registry serves requests.
+pub fn sweep_evicting(storage: &Storage, options: &SweepOptions, evictions: &[Eviction]) -> Result<Report> {
     let refs = storage.refs();
     let _one = relock(refs.sweeping.lock());
     let keep = keeps(&options.keep_prefixes);
+    let evicts = |repo: &str| evictions.iter().find(|e| under(repo, &e.prefix));
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     // A dry run plays the deletions on a copy of the counts, so what a deleted manifest
     // releases is reported as a real sweep would find it.
@@ -344,9 +417,52 @@ pub fn sweep(storage: &Storage, options: &SweepOptions) -> Result<Report> {
             };
             if deleted {
                 tracing::info!(repository = %repo, %digest, dry_run = options.dry_run, "unreferenced manifest swept");
-                report.manifests.push(SweptManifest { repository: repo, digest: digest.to_string() });
+                report.manifests.push(SweptManifest { repository: repo, digest: digest.to_string(), unused_secs: None });
                 progressed = true;
             }
+        }
+        // Mirror caches: manifests unused for their mirror's max_age, with their tags.
+        // Evicting an index releases its children, which the next round judges by their
+        // own use.
+        let candidates = match &simulated {
+            Some(index) => index.eviction_candidates(&evicts),
+            None => refs.index().eviction_candidates(&evicts),
+        };
+        for ((repo, digest), eviction) in candidates {
+            let Ok(name) = RepoName::parse(&repo) else { continue };
+            let Some(unused) = eviction.unused_for(storage, &name, &digest) else { continue };
+            let unused = match &mut simulated {
+                Some(index) => {
+                    if storage.has_pushed_tag(&name, &digest)? {
+                        continue;
+                    }
+                    for _ in storage.tags_of(&name, &digest)? {
+                        index.tag(&repo, Some(&digest), None, SystemTime::now());
+                    }
+                    let parsed = storage.stored_manifest(&name, &digest).ok().flatten();
+                    index.remove_manifest(&repo, &digest, parsed.as_ref(), SystemTime::now());
+                    unused
+                }
+                None => {
+                    // Again under the repository lock, which a fetch of this manifest and
+                    // every change of its tags and parents hold.
+                    let _repo = refs.repository(&repo);
+                    let _gate = refs.shared();
+                    let held = !refs.index().only_use_keeps(&(repo.clone(), digest.clone()));
+                    if held || storage.has_pushed_tag(&name, &digest)? {
+                        continue;
+                    }
+                    let Some(unused) = eviction.unused_for(storage, &name, &digest) else { continue };
+                    if !storage.evict_manifest(&name, &digest)? {
+                        continue;
+                    }
+                    unused
+                }
+            };
+            let unused_secs = Some(unused.as_secs());
+            tracing::info!(repository = %repo, %digest, unused_secs = unused.as_secs(), dry_run = options.dry_run, "unused mirrored manifest evicted");
+            report.manifests.push(SweptManifest { repository: repo, digest: digest.to_string(), unused_secs });
+            progressed = true;
         }
         if !progressed {
             break;
@@ -424,19 +540,40 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Formats an age in seconds for people, in its two largest units (`40d 3h`, `5m 2s`).
+fn human_age(secs: u64) -> String {
+    let (days, hours, minutes, seconds) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, _) => format!("{minutes}m {seconds}s"),
+        (0, _, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h"),
+    }
+}
+
 impl Report {
+    /// How many of the manifests were evicted from mirror caches.
+    pub fn evicted(&self) -> usize {
+        self.manifests.iter().filter(|m| m.unused_secs.is_some()).count()
+    }
+
     /// The lines `berth-registry gc` prints.
     pub fn lines(&self) -> Vec<String> {
         let verb = if self.dry_run { "would delete" } else { "deleted" };
         let mut out = Vec::new();
         for m in &self.manifests {
-            out.push(format!("{verb} manifest {}@{}", m.repository, m.digest));
+            match m.unused_secs {
+                Some(secs) => out.push(format!("{verb} manifest {}@{} (evicted: unused for {})", m.repository, m.digest, human_age(secs))),
+                None => out.push(format!("{verb} manifest {}@{}", m.repository, m.digest)),
+            }
         }
         for b in &self.blobs {
             out.push(format!("{verb} blob {} {} bytes", b.digest, b.size));
         }
+        let evicted = self.evicted();
+        let of_which = if evicted > 0 { format!(" ({evicted} evicted from mirror caches)") } else { String::new() };
         out.push(format!(
-            "{verb} {} manifests and {} blobs, {} bytes ({})",
+            "{verb} {} manifests{of_which} and {} blobs, {} bytes ({})",
             self.manifests.len(),
             self.blobs.len(),
             self.bytes,
@@ -519,6 +656,185 @@ mod tests {
         assert!(!keep("docker.io"));
     }
 
+    /// A storage root holding mirrored content, with helpers to store and age it.
+    struct Cache {
+        _dir: tempfile::TempDir,
+        root: std::path::PathBuf,
+        storage: Storage,
+    }
+
+    impl Cache {
+        fn new() -> Cache {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_path_buf();
+            let storage = Storage::open(&root).unwrap();
+            Cache { _dir: dir, root, storage }
+        }
+
+        fn blob(&self, repo: &str, data: &[u8]) -> serde_json::Value {
+            let digest = Digest::sha256_of(data);
+            let tmp = self.storage.tmp_dir().join("upload");
+            std::fs::write(&tmp, data).unwrap();
+            self.storage.commit_blob_to(&tmp, &digest, &RepoName::parse(repo).unwrap()).unwrap();
+            serde_json::json!({ "mediaType": "application/octet-stream", "digest": digest.to_string(), "size": data.len() })
+        }
+
+        /// Stores a manifest as a mirror's fetch (`tag` mirrored) or, with `pushed`, as a push.
+        fn manifest(&self, repo: &str, body: serde_json::Value, tag: Option<&str>, pushed: bool) -> Digest {
+            let body = body.to_string().into_bytes();
+            let digest = Digest::sha256_of(&body);
+            let parsed = crate::manifest::parse(None, &body).unwrap();
+            let name = RepoName::parse(repo).unwrap();
+            if pushed {
+                let tags: Vec<String> = tag.map(str::to_string).into_iter().collect();
+                self.storage.put_manifest(&name, &digest, &parsed, &body, &tags).unwrap();
+            } else {
+                self.storage.put_mirrored_manifest(&name, &digest, &parsed, &body, tag).unwrap();
+            }
+            digest
+        }
+
+        fn image(&self, repo: &str, seed: &str, layers: &[&[u8]], tag: Option<&str>, pushed: bool) -> Digest {
+            let config = self.blob(repo, format!("config {seed}").as_bytes());
+            let layers: Vec<serde_json::Value> = layers.iter().map(|l| self.blob(repo, l)).collect();
+            let body = serde_json::json!({ "schemaVersion": 2, "mediaType": crate::manifest::OCI_MANIFEST, "config": config, "layers": layers });
+            self.manifest(repo, body, tag, pushed)
+        }
+
+        /// Sets every file under `dir` (relative to the root) `days` back.
+        fn age(&self, dir: &str, days: u64) {
+            let when = SystemTime::now() - Duration::from_secs(days * 24 * 3600);
+            let mut stack = vec![self.root.join(dir)];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap().flatten() {
+                    if e.file_type().unwrap().is_dir() {
+                        stack.push(e.path());
+                    } else {
+                        std::fs::File::open(e.path()).unwrap().set_modified(when).unwrap();
+                    }
+                }
+            }
+        }
+
+        fn has_manifest(&self, repo: &str, digest: &Digest) -> bool {
+            self.storage.manifest_media_type(&RepoName::parse(repo).unwrap(), digest).unwrap().is_some()
+        }
+    }
+
+    fn options(dry_run: bool) -> SweepOptions {
+        SweepOptions { grace: Duration::ZERO, dry_run, keep_prefixes: vec!["docker.io".into(), "local.io".into()] }
+    }
+
+    fn evictions() -> Vec<Eviction> {
+        let month = Duration::from_secs(30 * 24 * 3600);
+        vec![
+            Eviction { prefix: "docker.io".into(), max_age: month, local: false },
+            Eviction { prefix: "local.io".into(), max_age: month, local: true },
+        ]
+    }
+
+    #[test]
+    fn eviction_by_last_use() {
+        let c = Cache::new();
+        let r = "docker.io/library/app";
+        let old = c.image(r, "old", &[b"shared", b"old only"], Some("old"), false);
+        let recent = c.image(r, "recent", &[b"shared", b"recent only"], Some("recent"), false);
+        // An index fetched by tag and its child fetched by digest, and a child used
+        // recently on its own.
+        let child = c.image(r, "child", &[b"child only"], None, false);
+        let used_child = c.image(r, "used child", &[b"used child only"], None, false);
+        let descriptor = |d: &Digest| serde_json::json!({ "mediaType": crate::manifest::OCI_MANIFEST, "digest": d.to_string(), "size": 1 });
+        let index = c.manifest(r, serde_json::json!({ "schemaVersion": 2, "mediaType": crate::manifest::OCI_INDEX, "manifests": [descriptor(&child), descriptor(&used_child)] }), Some("multi"), false);
+        // Not mirrored at all: never evicted.
+        let other = c.image("team/app", "other", &[b"other"], Some("v1"), true);
+        c.age("repositories", 40);
+        c.age("blobs", 40);
+        let name = RepoName::parse(r).unwrap();
+        for d in [&recent, &used_child] {
+            c.storage.record_manifest_use(&name, d, true).unwrap();
+        }
+
+        // Without eviction (or a max_age) the cache is kept whole.
+        assert!(sweep(&c.storage, &options(false)).unwrap().manifests.is_empty());
+
+        let files = |root: &std::path::Path| {
+            let mut all = Vec::new();
+            let mut stack = vec![root.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap().flatten() {
+                    all.push((e.path(), e.metadata().unwrap().modified().unwrap()));
+                    if e.file_type().unwrap().is_dir() {
+                        stack.push(e.path());
+                    }
+                }
+            }
+            all.sort();
+            all
+        };
+        let before = files(&c.root);
+        let dry = sweep_evicting(&c.storage, &options(true), &evictions()).unwrap();
+        assert_eq!(files(&c.root), before, "a dry run changed the storage");
+        let expect: Vec<String> = [&old, &index, &child].iter().map(|d| d.to_string()).collect();
+        let mut listed: Vec<String> = dry.manifests.iter().map(|m| m.digest.clone()).collect();
+        listed.sort();
+        let mut sorted = expect.clone();
+        sorted.sort();
+        assert_eq!(listed, sorted, "{dry:?}");
+        assert!(dry.manifests.iter().all(|m| m.unused_secs.is_some_and(|s| s >= 40 * 24 * 3600)));
+        assert!(dry.lines().iter().any(|l| l.starts_with(&format!("would delete manifest {r}@{old} (evicted: unused for 40d 0h)"))), "{:?}", dry.lines());
+        assert!(dry.lines().last().unwrap().starts_with("would delete 3 manifests (3 evicted from mirror caches) and "), "{:?}", dry.lines());
+
+        let real = sweep_evicting(&c.storage, &options(false), &evictions()).unwrap();
+        assert_eq!(real.manifests, dry.manifests);
+        assert_eq!(real.blobs, dry.blobs, "the dry run names the blobs the eviction releases");
+        for d in [&old, &index, &child] {
+            assert!(!c.has_manifest(r, d), "{d} not evicted");
+            assert!(!c.root.join(format!("repositories/{r}/_cached/sha256/{}", d.hex())).exists());
+        }
+        for d in [&recent, &used_child] {
+            assert!(c.has_manifest(r, d), "{d} was used recently");
+        }
+        assert!(c.has_manifest("team/app", &other));
+        assert_eq!(c.storage.tags(&name).unwrap(), vec!["recent".to_string()]);
+        assert!(!c.root.join(format!("repositories/{r}/_mirrored/old")).exists());
+        // The blobs only evicted manifests used went; shared ones stayed.
+        assert!(!c.storage.blob_exists(&Digest::sha256_of(b"old only")));
+        assert!(!c.storage.blob_exists(&Digest::sha256_of(b"child only")));
+        assert!(!c.storage.blob_exists(&old) && !c.storage.blob_exists(&index));
+        for kept in [b"shared".as_slice(), b"recent only", b"used child only", b"other"] {
+            assert!(c.storage.blob_exists(&Digest::sha256_of(kept)));
+        }
+        // Nothing left to evict.
+        assert!(sweep_evicting(&c.storage, &options(false), &evictions()).unwrap().manifests.is_empty());
+    }
+
+    #[test]
+    fn pushed_content_is_not_evicted() {
+        let c = Cache::new();
+        let r = "local.io/team/app";
+        let fetched = c.image(r, "fetched", &[b"a"], Some("up"), false);
+        let pushed = c.image(r, "pushed", &[b"b"], Some("mine"), true);
+        let by_digest = c.image(r, "pushed by digest", &[b"c"], None, true);
+        // Fetched first, then pushed under a tag of its own: pushed content now.
+        let both = c.image(r, "both", &[b"d"], Some("up2"), false);
+        c.image(r, "both", &[b"d"], Some("mine2"), true);
+        // In a namespace of upstream content only: a manifest stored before uses were
+        // recorded counts from when it was stored, unless a pushed tag points at it.
+        let unmarked = c.image("docker.io/x/y", "unmarked", &[b"e"], Some("t"), false);
+        let tagged_here = c.image("docker.io/x/y", "tagged here", &[b"f"], Some("u"), false);
+        std::fs::remove_dir_all(c.root.join("repositories/docker.io/x/y/_cached")).unwrap();
+        std::fs::remove_file(c.root.join("repositories/docker.io/x/y/_mirrored/u")).unwrap();
+        c.age("repositories", 40);
+        let report = sweep_evicting(&c.storage, &options(false), &evictions()).unwrap();
+        let evicted: Vec<&str> = report.manifests.iter().map(|m| m.digest.as_str()).collect();
+        assert_eq!(evicted.len(), 2, "{report:?}");
+        assert!(evicted.contains(&fetched.as_str()) && evicted.contains(&unmarked.as_str()), "{report:?}");
+        for d in [&pushed, &by_digest, &both] {
+            assert!(c.has_manifest(r, d));
+        }
+        assert!(c.has_manifest("docker.io/x/y", &tagged_here));
+    }
+
     #[test]
     fn expiry() {
         let old = SystemTime::now() - Duration::from_secs(100);
@@ -528,5 +844,9 @@ mod tests {
         assert!(!expired(None, None, Duration::ZERO));
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_age(40 * 86_400 + 3 * 3600 + 59), "40d 3h");
+        assert_eq!(human_age(3600 + 120), "1h 2m");
+        assert_eq!(human_age(62), "1m 2s");
+        assert_eq!(human_age(5), "5s");
     }
 }

@@ -123,9 +123,10 @@ async fn gc(args: GcArgs) -> anyhow::Result<()> {
                 dry_run: args.dry_run,
                 keep_prefixes: config.mirrors.iter().map(|m| m.prefix()).collect(),
             };
+            let evictions = berth_registry::gc::Eviction::for_mirrors(&config.mirrors);
             tokio::task::spawn_blocking(move || {
                 let storage = berth_registry::storage::Storage::open(&root)?;
-                berth_registry::gc::sweep(&storage, &options)
+                berth_registry::gc::sweep_evicting(&storage, &options, &evictions)
             })
             .await
             .context("garbage collection task")??

@@ -59,6 +59,8 @@ pub struct Metrics {
     cache_misses: [AtomicU64; 2],
     /// Cached manifests served because the upstream could not be asked.
     pub mirror_stale: AtomicU64,
+    /// Cached manifests evicted by sweeps, unused for their mirror's `max_age`.
+    pub mirror_evicted: AtomicU64,
     pub webhook_delivered: AtomicU64,
     pub webhook_failed: AtomicU64,
     pub webhook_dropped: AtomicU64,
@@ -79,6 +81,7 @@ impl Default for Metrics {
             cache_hits: zeros(),
             cache_misses: zeros(),
             mirror_stale: AtomicU64::new(0),
+            mirror_evicted: AtomicU64::new(0),
             webhook_delivered: AtomicU64::new(0),
             webhook_failed: AtomicU64::new(0),
             webhook_dropped: AtomicU64::new(0),
@@ -222,10 +225,11 @@ impl Metrics {
         }
         let counters = [
             ("gc_runs_total", "Garbage collection sweeps run.", &self.gc_runs),
-            ("gc_manifests_deleted_total", "Untagged manifests deleted by garbage collection.", &self.gc_manifests_deleted),
+            ("gc_manifests_deleted_total", "Manifests deleted by garbage collection (untagged, or evicted from mirror caches).", &self.gc_manifests_deleted),
             ("gc_blobs_deleted_total", "Blobs deleted by garbage collection.", &self.gc_blobs_deleted),
             ("gc_bytes_freed_total", "Bytes of the blobs deleted by garbage collection.", &self.gc_bytes_freed),
             ("mirror_stale_served_total", "Cached manifests served because the upstream could not be asked.", &self.mirror_stale),
+            ("mirror_evicted_total", "Cached manifests evicted by garbage collection, unused for their mirror's max_age.", &self.mirror_evicted),
             ("webhook_dropped_total", "Webhook events dropped because a queue was full.", &self.webhook_dropped),
         ];
         for (name, help, value) in counters {

@@ -14,6 +14,10 @@
 //! concurrent requests for one blob share one upstream fetch, and a blob whose content does
 //! not match its digest is never stored nor fully sent. The upstream is spoken to with
 //! `berth-distribution`'s client (Basic or token authentication, retries, resume).
+//!
+//! Uses of cached content are recorded for eviction (`max_age`, see `gc`): the time of a
+//! manifest's `_cached` mark and of a blob's file, renewed at most once per
+//! [`Upstream::renewal`] so a hot manifest costs no disk write per request.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -32,6 +36,7 @@ use tokio::sync::watch;
 use crate::config::{self, canonical_namespace};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil;
+use crate::gc;
 use crate::manifest;
 use crate::metrics::{CacheKind, Metrics};
 use crate::names::{Reference, RepoName};
@@ -43,6 +48,10 @@ use crate::uploads::hasher_for;
 const TAIL_READ: usize = 256 << 10;
 /// Retries of an upstream request: few, so a cached copy is served soon when it is down.
 const UPSTREAM_RETRIES: u32 = 2;
+/// Recorded uses are renewed at most this often (or every `max_age / 24` when shorter).
+const USE_RENEWAL: Duration = Duration::from_secs(3600);
+/// Entries of the in-memory tables (fresh tags, recent uses) before old ones are dropped.
+const TABLE_ENTRIES: usize = 16_384;
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
@@ -74,6 +83,12 @@ impl Mirrors {
     /// untagged manifests: pulls by digest are what a cache is for).
     pub fn prefixes(&self) -> Vec<String> {
         self.upstreams.iter().map(|u| u.prefix.clone()).collect()
+    }
+
+    /// What the garbage collector evicts: the caches of mirrors with a `max_age`.
+    pub fn evictions(&self) -> Vec<gc::Eviction> {
+        let configs: Vec<config::Mirror> = self.upstreams.iter().map(|u| u.config.clone()).collect();
+        gc::Eviction::for_mirrors(&configs)
     }
 
     /// Rewrites a decoded `/v2/...` path so its repository name is the one the content is
@@ -157,6 +172,8 @@ pub struct Upstream {
     metrics: Arc<Metrics>,
     /// Tags known fresh until the given time, so a hot tag costs no disk access.
     fresh: Mutex<HashMap<String, Instant>>,
+    /// When a use of a manifest (`name@digest`) or blob (`digest`) was last recorded.
+    uses: Mutex<HashMap<String, Instant>>,
     flights: Mutex<HashMap<String, Flight>>,
     fetches: Mutex<HashMap<(String, Digest), Arc<Fetch>>>,
 }
@@ -190,6 +207,7 @@ impl Upstream {
             auth,
             metrics,
             fresh: Mutex::new(HashMap::new()),
+            uses: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
             fetches: Mutex::new(HashMap::new()),
         })
@@ -276,9 +294,72 @@ impl Upstream {
         }
     }
 
+    /// Forgets that a tag is fresh (its manifest was found evicted): the next request
+    /// looks at storage and the upstream again.
+    pub(crate) fn forget_fresh(&self, name: &RepoName, reference: &Reference) {
+        poisoned(self.fresh.lock()).remove(&format!("{name}@{reference}"));
+    }
+
+    /// Forgets the fresh tags of a repository whose manifests were evicted.
+    pub(crate) fn forget_repository(&self, name: &RepoName) {
+        let prefix = format!("{name}@");
+        poisoned(self.fresh.lock()).retain(|k, _| !k.starts_with(&prefix));
+    }
+
+    /// How often a recorded use is renewed at most: hourly, or 24 times per `max_age`
+    /// when that is shorter, so eviction errs by at most 1/24 of it.
+    pub fn renewal(&self) -> Duration {
+        self.config.max_age.map_or(USE_RENEWAL, |age| (age / 24).min(USE_RENEWAL))
+    }
+
+    /// Whether a use of `key` is to be written now (none recorded within the renewal
+    /// period); if so, notes it as recorded.
+    fn use_due(&self, key: String) -> bool {
+        let now = Instant::now();
+        let renewal = self.renewal();
+        let mut uses = poisoned(self.uses.lock());
+        if uses.get(&key).is_some_and(|at| now.duration_since(*at) < renewal) {
+            return false;
+        }
+        if uses.len() >= TABLE_ENTRIES {
+            uses.retain(|_, at| now.duration_since(*at) < renewal);
+            if uses.len() >= TABLE_ENTRIES {
+                // More distinct uses per period than the table holds: the cost is only
+                // some renewals written twice.
+                uses.clear();
+            }
+        }
+        uses.insert(key, now);
+        true
+    }
+
+    /// Records that a cached manifest was served (see the module documentation).
+    pub(crate) async fn record_manifest_use(&self, storage: &Arc<Storage>, name: &RepoName, digest: &Digest) {
+        if !self.use_due(format!("{name}@{digest}")) {
+            return;
+        }
+        let (s, n, d, mark_unmarked) = (storage.clone(), name.clone(), digest.clone(), !self.config.local);
+        if let Err(e) = blocking(move || s.record_manifest_use(&n, &d, mark_unmarked)).await {
+            tracing::warn!(repository = %name, %digest, error = %e, "recording the use of a cached manifest failed");
+        }
+    }
+
+    /// Records that a cached blob was served.
+    pub(crate) async fn record_blob_use(&self, storage: &Arc<Storage>, digest: &Digest) {
+        if !self.use_due(digest.to_string()) {
+            return;
+        }
+        let (s, d) = (storage.clone(), digest.clone());
+        let _ = blocking(move || {
+            s.record_blob_use(&d);
+            Ok(())
+        })
+        .await;
+    }
+
     fn remember_fresh(&self, key: &str, for_how_long: Duration) {
         let mut fresh = poisoned(self.fresh.lock());
-        if fresh.len() > 16_384 {
+        if fresh.len() > TABLE_ENTRIES {
             let now = Instant::now();
             fresh.retain(|_, until| *until > now);
         }
@@ -356,6 +437,10 @@ impl Upstream {
         if let Some(tag) = tag {
             self.remember_fresh(&format!("{name}@{tag}"), self.config.manifest_ttl);
             tracing::debug!(repository = %name, %tag, %digest, changed, "manifest validated upstream");
+        }
+        if changed {
+            // Storing it recorded its use.
+            self.use_due(format!("{name}@{digest}"));
         }
         let manifest = Arc::new(CachedManifest { digest, media_type, body: raw.bytes });
         Ok(if changed { Fetched::Stored(manifest) } else { Fetched::Unchanged })
@@ -632,6 +717,7 @@ mod tests {
             password: None,
             manifest_ttl: Duration::from_secs(60),
             local: false,
+            max_age: None,
         }
     }
 

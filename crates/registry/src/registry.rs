@@ -157,46 +157,77 @@ impl Registry {
     }
 
     /// A manifest of a mirrored repository: from storage when fresh (or when the upstream
-    /// cannot be reached), else from the upstream.
+    /// cannot be reached), else from the upstream. Its use is recorded for eviction.
     pub async fn mirrored_manifest(&self, upstream: &Upstream, name: &RepoName, reference: &Reference) -> Result<Arc<CachedManifest>> {
         if let Reference::Digest(_) = reference {
             match self.manifest(name, reference).await {
                 Ok(m) => {
                     self.metrics.cache_hit(CacheKind::Manifest);
+                    upstream.record_manifest_use(&self.storage, name, &m.digest).await;
                     return Ok(m);
                 }
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
-        match upstream.manifest(&self.storage, name, reference).await? {
+        let stored = match upstream.manifest(&self.storage, name, reference).await? {
             Fetched::Unchanged => self.manifest(name, reference).await,
             Fetched::Stored(m) => {
                 self.cache.invalidate(name);
-                Ok(m)
+                return Ok(m);
             }
-        }
+        };
+        let m = match stored {
+            Ok(m) => m,
+            // Evicted since the mirror looked at storage: fetched again (once).
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                upstream.forget_fresh(name, reference);
+                match upstream.manifest(&self.storage, name, reference).await? {
+                    Fetched::Unchanged => self.manifest(name, reference).await?,
+                    Fetched::Stored(m) => {
+                        self.cache.invalidate(name);
+                        return Ok(m);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        upstream.record_manifest_use(&self.storage, name, &m.digest).await;
+        Ok(m)
     }
 
-    /// A blob of a mirrored repository: stored, or streamed while it is fetched.
+    /// A blob of a mirrored repository: stored, or streamed while it is fetched. The use
+    /// of a stored one is recorded.
     pub async fn mirrored_blob(&self, upstream: &Arc<Upstream>, name: &RepoName, digest: &Digest) -> Result<crate::mirror::BlobSource> {
-        upstream.blob(&self.storage, name, digest).await
+        let source = upstream.blob(&self.storage, name, digest).await?;
+        if let crate::mirror::BlobSource::Stored = source {
+            upstream.record_blob_use(&self.storage, digest).await;
+        }
+        Ok(source)
     }
 
-    /// Runs one garbage collection sweep (see [`gc`]); safe while requests are served.
+    /// Runs one garbage collection sweep (see [`gc`]), evicting what the mirrors' `max_age`
+    /// asks; safe while requests are served.
     pub async fn collect_garbage(&self, grace: Duration, dry_run: bool) -> Result<gc::Report> {
         let options = SweepOptions { grace, dry_run, keep_prefixes: self.mirrors.prefixes() };
+        let evictions = self.mirrors.evictions();
         let storage = self.storage.clone();
-        let report = blocking(move || gc::sweep(&storage, &options)).await?;
+        let report = blocking(move || gc::sweep_evicting(&storage, &options, &evictions)).await?;
         if !dry_run {
             use std::sync::atomic::Ordering::Relaxed;
             self.metrics.gc_runs.fetch_add(1, Relaxed);
             self.metrics.gc_manifests_deleted.fetch_add(report.manifests.len() as u64, Relaxed);
+            self.metrics.mirror_evicted.fetch_add(report.evicted() as u64, Relaxed);
             self.metrics.gc_blobs_deleted.fetch_add(report.blobs.len() as u64, Relaxed);
             self.metrics.gc_bytes_freed.fetch_add(report.bytes, Relaxed);
             for m in &report.manifests {
                 if let Ok(name) = RepoName::parse(&m.repository) {
                     self.cache.invalidate(&name);
+                    if m.unused_secs.is_some() {
+                        if let Some(upstream) = self.mirrors.for_repository(&name) {
+                            upstream.forget_repository(&name);
+                        }
+                    }
                 }
             }
         }

@@ -7,6 +7,8 @@
 //! repositories/<name>/_tags/<tag>                    tag -> manifest digest
 //! repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>   subject -> referring manifest (empty file)
 //! repositories/<name>/_mirrored/<tag>               the tag was fetched from a mirror's upstream
+//! repositories/<name>/_cached/<alg>/<hex>            the manifest was fetched from a mirror's upstream;
+//!                                                    its time is the manifest's last use
 //! uploads/<id>/                                      upload sessions (see `uploads`)
 //! tmp/                                               temporary files, renamed into place
 //! lock                                               held (flock) by the one process serving the root
@@ -39,6 +41,7 @@ const MANIFESTS: &str = "_manifests";
 const TAGS: &str = "_tags";
 const REFERRERS: &str = "_referrers";
 const MIRRORED: &str = "_mirrored";
+const CACHED: &str = "_cached";
 
 /// A manifest as stored: its digest, the media type it was pushed with, and its bytes.
 #[derive(Debug, Clone)]
@@ -452,16 +455,25 @@ impl Storage {
         let _repo = self.refs.repository(name.as_str());
         let _gate = self.refs.shared();
         self.check_targets(name, manifest)?;
+        // Pushed here, the manifest exists nowhere else: never evicted as cached content.
+        fsutil::remove_durable(&self.cached_mark(name, digest))?;
         self.store_manifest(name, digest, manifest, body, tags)
     }
 
     /// Stores a manifest fetched from a mirror's upstream: what it references arrives
-    /// later, on demand. `tag` is marked as mirrored (before it is written, so a crash
-    /// leaves a marked tag or none, never a mirrored tag that looks pushed).
+    /// later, on demand. `tag` is marked as mirrored, and the manifest as cached (its use
+    /// recorded now) unless it was pushed here; both marks are written before what they
+    /// mark, so a crash never leaves mirrored content that looks pushed.
     pub fn put_mirrored_manifest(&self, name: &RepoName, digest: &Digest, manifest: &Manifest, body: &[u8], tag: Option<&str>) -> Result<()> {
         let _repo = self.refs.repository(name.as_str());
         let _gate = self.refs.shared();
         let tags: Vec<String> = tag.map(str::to_string).into_iter().collect();
+        let cached = self.cached_mark(name, digest);
+        if fsutil::exists(&cached) {
+            touch(&cached);
+        } else if self.manifest_media_type(name, digest)?.is_none() {
+            fsutil::write_atomic(&self.tmp, &cached, b"")?;
+        }
         if let Some(tag) = tag {
             fsutil::write_atomic(&self.tmp, &self.mirror_mark(name, tag), b"")?;
         }
@@ -470,6 +482,78 @@ impl Storage {
 
     fn mirror_mark(&self, name: &RepoName, tag: &str) -> PathBuf {
         self.repo_dir(name).join(MIRRORED).join(tag)
+    }
+
+    fn cached_mark(&self, name: &RepoName, digest: &Digest) -> PathBuf {
+        self.link(name, CACHED, digest)
+    }
+
+    /// Records a use of a manifest cached from a mirror's upstream (its mark's time). With
+    /// `mark_unmarked` (a namespace holding only upstream content) a stored manifest
+    /// without a mark, cached before marks existed, gets one; otherwise such a manifest
+    /// was pushed here and is left alone.
+    pub fn record_manifest_use(&self, name: &RepoName, digest: &Digest, mark_unmarked: bool) -> Result<()> {
+        let mark = self.cached_mark(name, digest);
+        if fsutil::exists(&mark) {
+            touch(&mark);
+            return Ok(());
+        }
+        if !mark_unmarked {
+            return Ok(());
+        }
+        // Under the repository lock, so the sweep cannot evict it in between and leave a
+        // mark without its manifest.
+        let _repo = self.refs.repository(name.as_str());
+        if self.manifest_media_type(name, digest)?.is_some() {
+            fsutil::write_atomic(&self.tmp, &mark, b"")?;
+        }
+        Ok(())
+    }
+
+    /// Records a use of a stored blob: its time, from which the garbage collector's grace
+    /// period counts once nothing references it.
+    pub fn record_blob_use(&self, digest: &Digest) {
+        touch(&self.blob_path(digest));
+    }
+
+    /// When a manifest cached from a mirror's upstream was last used: its mark's time,
+    /// else (`all_cached`: the namespace holds only upstream content) when it was stored.
+    /// `None` for a manifest pushed here, or one that is not stored.
+    pub fn manifest_last_use(&self, name: &RepoName, digest: &Digest, all_cached: bool) -> Option<SystemTime> {
+        let time = |path: PathBuf| fs::metadata(path).and_then(|m| m.modified()).ok();
+        time(self.cached_mark(name, digest)).or_else(|| if all_cached { self.manifest_link_time(name, digest) } else { None })
+    }
+
+    /// Whether a tag pushed here (not fetched from a mirror's upstream) points at `digest`.
+    pub fn has_pushed_tag(&self, name: &RepoName, digest: &Digest) -> Result<bool> {
+        for tag in self.tags_of(name, digest)? {
+            if !fsutil::exists(&self.mirror_mark(name, &tag)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The tags pointing at `digest`.
+    pub fn tags_of(&self, name: &RepoName, digest: &Digest) -> Result<Vec<String>> {
+        let mut tags = match self.tags(name) {
+            Ok(t) => t,
+            Err(Error::NameUnknown(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        tags.retain(|t| self.resolve_tag(name, t).ok().flatten().as_ref() == Some(digest));
+        Ok(tags)
+    }
+
+    /// Evicts a manifest cached from a mirror's upstream: its tags, then what
+    /// [`Storage::delete_manifest`] removes, then its mark (last: a crash midway leaves a
+    /// marked manifest that the next sweep evicts, never one that looks pushed). The
+    /// caller holds the repository lock and the gate, and has checked that it is unused.
+    /// Returns whether it was there.
+    pub(crate) fn evict_manifest(&self, name: &RepoName, digest: &Digest) -> Result<bool> {
+        let removed = self.remove_manifest_locked(name, digest)?;
+        fsutil::remove_durable(&self.cached_mark(name, digest))?;
+        Ok(removed)
     }
 
     /// For a tag fetched from a mirror's upstream, when it was last validated there;
@@ -560,9 +644,17 @@ impl Storage {
     pub fn delete_manifest(&self, name: &RepoName, digest: &Digest) -> Result<()> {
         let _repo = self.refs.repository(name.as_str());
         let _gate = self.refs.shared();
-        let Some(media_type) = self.manifest_media_type(name, digest)? else {
+        if !self.remove_manifest_locked(name, digest)? {
             return Err(Error::ManifestUnknown { repository: name.to_string(), reference: digest.to_string() });
-        };
+        }
+        fsutil::remove_durable(&self.cached_mark(name, digest))?;
+        Ok(())
+    }
+
+    /// Removes a manifest and the tags pointing at it; the caller holds the repository
+    /// lock and the gate. Returns whether it was there.
+    fn remove_manifest_locked(&self, name: &RepoName, digest: &Digest) -> Result<bool> {
+        let Some(media_type) = self.manifest_media_type(name, digest)? else { return Ok(false) };
         // Tags first: a crash midway leaves an untagged manifest, never a dangling tag.
         for tag in self.tags(name)? {
             if self.resolve_tag(name, &tag).ok().flatten().as_ref() == Some(digest) {
@@ -581,7 +673,7 @@ impl Storage {
         }
         fsutil::remove_durable(&self.link(name, MANIFESTS, digest))?;
         self.refs.remove_manifest(name, digest, parsed.as_ref());
-        Ok(())
+        Ok(true)
     }
 
     /// The repository's tags in lexical order.
