@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 impl Containers {
     /// Decides a new container's mounts: `--volumes-from` first, then its own requests
-    /// (which take a destination over, except image `VOLUME`s). Named volumes are created
+    /// (which take a destination over, except anonymous volumes). Named volumes are created
     /// when missing and anonymous ones get their names now, so a created container
     /// already holds its volumes. On error, the anonymous volumes made here are removed.
     pub(super) fn plan_mounts(&self, config: &ContainerConfig, host: &HostConfig) -> Result<Vec<MountPoint>> {
