@@ -23,7 +23,7 @@ use crate::flags::Parsed;
 use crate::format::json::{write_go_string, Json};
 use crate::format::template::{Data, Template};
 use crate::format::typed::{as_go_struct, Field, CONTAINER_INSPECT, IMAGE_INSPECT, VOLUME};
-use crate::format::units::{human_since, human_size, human_size_with_precision, LocalTime};
+use crate::format::units::{human_since, human_size_with_precision, LocalTime};
 use crate::format::{ellipsis, render_rows, truncate_id, TABLE};
 use crate::reference::Reference;
 use crate::term;
@@ -818,26 +818,7 @@ pub async fn prune(cli: &mut Cli, p: &Parsed) -> Result<()> {
     let warning = "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?";
     let body = super::confirm_and_prune(cli, p.bool("force"), warning, "/containers/prune", &filters).await?;
     let report = decode(&body, "container prune")?;
-    let deleted = report
-        .get("ContainersDeleted")
-        .map(Json::items)
-        .unwrap_or(&[]);
-    let mut text = String::new();
-    let mut reclaimed = 0;
-    if !deleted.is_empty() {
-        text.push_str("Deleted Containers:\n");
-        for id in deleted {
-            text.push_str(id.str());
-            text.push('\n');
-        }
-        text.push('\n');
-        reclaimed = report.get("SpaceReclaimed").map_or(0, Json::int);
-    }
-    text.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size(reclaimed as f64)
-    ));
-    print_out(&text)
+    print_out(&super::prune_report(&report, "ContainersDeleted", "Deleted Containers:"))
 }
 
 /// `update`.

@@ -1148,6 +1148,27 @@ pub async fn confirm_and_prune(cli: &mut Cli, force: bool, warning: &str, path: 
     crate::client::read_body(response).await
 }
 
+/// What `container prune` and `volume prune` print: the `heading` and the names the
+/// report lists under `key`, then the space reclaimed.
+pub fn prune_report(report: &crate::format::json::Json, key: &str, heading: &str) -> String {
+    use crate::format::json::Json;
+    let deleted = report.get(key).map(Json::items).unwrap_or(&[]);
+    let mut text = String::new();
+    let mut reclaimed = 0;
+    if !deleted.is_empty() {
+        text.push_str(heading);
+        text.push('\n');
+        for item in deleted {
+            text.push_str(item.str());
+            text.push('\n');
+        }
+        text.push('\n');
+        reclaimed = report.get("SpaceReclaimed").map_or(0, Json::int);
+    }
+    text.push_str(&format!("Total reclaimed space: {}\n", crate::format::units::human_size(reclaimed as f64)));
+    text
+}
+
 /// Parses a JSON answer of the daemon.
 pub fn decode(raw: &[u8], operation: &'static str) -> Result<crate::format::json::Json> {
     crate::format::json::Json::parse(raw).map_err(|source| Error::Decode { operation, source })

@@ -236,21 +236,5 @@ pub async fn prune(cli: &mut Cli, p: &Parsed) -> Result<()> {
     }
     let body = super::confirm_and_prune(cli, p.bool("force"), warning, "/volumes/prune", &filters).await?;
     let report = decode(&body, "volume prune")?;
-    let deleted = report.get("VolumesDeleted").map(Json::items).unwrap_or(&[]);
-    let mut text = String::new();
-    let mut reclaimed = 0;
-    if !deleted.is_empty() {
-        text.push_str("Deleted Volumes:\n");
-        for name in deleted {
-            text.push_str(name.str());
-            text.push('\n');
-        }
-        text.push('\n');
-        reclaimed = report.get("SpaceReclaimed").map_or(0, Json::int);
-    }
-    text.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size(reclaimed as f64)
-    ));
-    print_out(&text)
+    print_out(&super::prune_report(&report, "VolumesDeleted", "Deleted Volumes:"))
 }
